@@ -1,0 +1,29 @@
+.PHONY: up down setup test lint format bench clean
+
+up:
+	scripts/up.sh
+
+down:
+	scripts/down.sh
+
+setup:
+	scripts/setup.sh
+
+test: setup
+	.venv/bin/pytest -q -p no:cacheprovider
+
+lint: setup
+	.venv/bin/ruff check workers tests
+	.venv/bin/ruff format --check workers tests
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+format: setup
+	.venv/bin/ruff check --fix workers tests
+	.venv/bin/ruff format workers tests
+
+bench: setup
+	.venv/bin/python bench/capture.py
+
+clean: down
+	rm -rf var

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what this machine lacks: the venv and Python packages, Debian's clickhouse-server (asynch wire
+# tests), a JRE (Flink), and a Postgres if none answers on 127.0.0.1:5432. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var/log
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to apt-get install $*" >&2; exit 1; fi
+  if [ ! -f var/.apt-updated ]; then apt-get update -q >/dev/null && touch var/.apt-updated; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+if ! command -v python3.11 >/dev/null 2>&1 && ! python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  apt_install python3 python3-venv python3-dev
+fi
+PY=$(command -v python3.11 || command -v python3)
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: installing Python packages"
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/.installed
+fi
+
+command -v clickhouse-server >/dev/null 2>&1 || { echo "setup: installing clickhouse-server"; apt_install clickhouse-server; }
+command -v java >/dev/null 2>&1 || { echo "setup: installing a JRE"; apt_install default-jre-headless; }
+command -v supervisord >/dev/null 2>&1 || true  # supervisord comes from the venv
+
+scripts/postgres.sh

@@ -1,0 +1,402 @@
+"""capture's HTTP server: PostHog and Amplitude SDK requests -> `events_raw`.
+
+A request is all or nothing: every event is decoded, checked and serialized before one `send_all`, and the
+answer (200) waits for Kafka's acknowledgement of all of them. Errors are answered in the protocol's own
+shape (PostHog: `{type, code, detail, errors}`; Amplitude: `{code, error, ...}` with `code` = HTTP status)
+because the SDKs decide from the answer whether to drop, split or resend (PROTOCOLS.md §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+import structlog
+from aiohttp import web
+
+from workers.capture import Event, EventError, Rejected, amplitude, posthog
+from workers.capture.decode import decode_payload
+from workers.kafka import EVENTS_RAW, ProduceFailed, Record, ensure_topics, start_producer
+from workers.metrics import CAPTURE_EVENTS, CAPTURE_REQUEST_BYTES, CAPTURE_REQUEST_SECONDS, CAPTURE_REQUESTS
+from workers.projects import Project, ProjectCache
+from workers.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+POSTHOG_PATHS = ("/e", "/capture", "/track", "/engage", "/i/v0/e")
+AMPLITUDE_PATHS = ("/2/httpapi",)
+BATCH_PATH = "/batch"  # "/batch/" is PostHog's, "/batch" Amplitude's: the body shape decides
+RETRY_AFTER_SECONDS = "2"
+DECODE_IN_THREAD_BYTES = 256 * 1024  # bigger bodies are decoded off the event loop
+_ERROR_TYPES = {401: "authentication_error", 503: "server_error"}
+_POSTGRES_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class EventProducer(Protocol):
+    async def send_all(self, topic: str, records: Sequence[Record]) -> None: ...
+
+
+class ProjectLookup(Protocol):
+    async def by_token(self, token: str) -> Project | None: ...
+
+
+def create_app(settings: Settings, producer: EventProducer, projects: ProjectLookup) -> web.Application:
+    """The capture routes. Serve it with `serve` (it turns off aiohttp's own, unbounded decompression)."""
+    capture = _Capture(settings, producer, projects)
+    app = web.Application(client_max_size=settings.capture_max_body_bytes, middlewares=[_observe])
+    for path in POSTHOG_PATHS:
+        for route in (path, path + "/"):
+            app.router.add_post(route, capture.posthog)
+            app.router.add_get(route, capture.posthog)  # legacy GET /e/?data=<base64>
+    for path in AMPLITUDE_PATHS:
+        for route in (path, path + "/"):
+            app.router.add_post(route, capture.amplitude)
+    for route in (BATCH_PATH, BATCH_PATH + "/"):
+        app.router.add_post(route, capture.batch)
+    for path in ("/flags", "/decide"):
+        for route in (path, path + "/"):
+            app.router.add_post(route, flags)
+            app.router.add_get(route, flags)
+    app.router.add_get("/array/{token}/config", config_json)
+    app.router.add_get("/array/{token}/config.js", config_js)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> web.AppRunner:
+    """Listen on host:port. `runner.cleanup()` stops accepting, then waits for requests in flight."""
+    runner = web.AppRunner(
+        app, access_log=None, auto_decompress=False, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def main(settings: Settings, stopping: asyncio.Event) -> None:
+    """Serve until `stopping` is set; then stop accepting, finish requests in flight, stop the producer."""
+    await ensure_topics(settings)
+    async with AsyncExitStack() as cleanup:  # undone in reverse: server, producer, pool
+        pool = await asyncpg.create_pool(
+            settings.postgres_dsn, min_size=1, max_size=8, timeout=5, command_timeout=5
+        )
+        cleanup.push_async_callback(pool.close)
+        producer = await start_producer(settings)
+        cleanup.push_async_callback(producer.stop)
+        app = create_app(settings, producer, ProjectCache(pool, settings.project_cache_seconds))
+        drain = settings.drain_timeout_seconds * 0.8  # leaves the rest for the producer and the pool
+        runner = await serve(app, settings.capture_host, settings.capture_port, drain)
+        cleanup.push_async_callback(runner.cleanup)
+        log.info("capture_listening", host=settings.capture_host, port=settings.capture_port)
+        await stopping.wait()
+        log.info("capture_draining")
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a request turned out to be, for the answer's shape and the event metrics."""
+
+    protocol: str
+    events: int = 0
+
+
+class _Capture:
+    def __init__(self, settings: Settings, producer: EventProducer, projects: ProjectLookup) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._projects = projects
+
+    async def posthog(self, request: web.Request) -> web.Response:
+        return await self._handle(request, _Tally("posthog"), route_by_shape=False)
+
+    async def amplitude(self, request: web.Request) -> web.Response:
+        return await self._handle(request, _Tally("amplitude"), route_by_shape=False)
+
+    async def batch(self, request: web.Request) -> web.Response:
+        hint = "posthog" if request.path.endswith("/") else "amplitude"
+        return await self._handle(request, _Tally(hint), route_by_shape=True)
+
+    async def _handle(self, request: web.Request, tally: _Tally, route_by_shape: bool) -> web.Response:
+        received_at = datetime.now(UTC)
+        try:
+            body = await self._read(request)
+            payload = await self._decode(request, body)
+            if route_by_shape:
+                tally.protocol = _protocol_of(payload, tally.protocol)
+            if tally.protocol == "posthog":
+                return await self._posthog(request, payload, received_at, tally)
+            return await self._amplitude(request, payload, len(body), received_at, tally)
+        except Rejected as rejected:
+            return _reject(request, tally, rejected)
+
+    async def _posthog(
+        self, request: web.Request, payload: object, received_at: datetime, tally: _Tally
+    ) -> web.Response:
+        env = posthog.envelope(payload, request.query.get("token"))
+        tally.events = len(env.events)
+        if env.token is None:
+            raise Rejected(401, "missing_token", "no api_key or token in the body, the events or the query")
+        project = await self._project(env.token)
+        events = posthog.normalize(env, project.id, project.api_token, received_at, client_ip(request))
+        await self._produce(events)
+        CAPTURE_EVENTS.labels("posthog", "accepted").inc(len(events))
+        return _json({"status": 1})
+
+    async def _amplitude(
+        self, request: web.Request, payload: object, size: int, received_at: datetime, tally: _Tally
+    ) -> web.Response:
+        env = amplitude.envelope(payload)
+        tally.events = len(env.events)
+        project = await self._project(env.api_key)
+        events = amplitude.normalize(env, project.id, received_at, client_ip(request))
+        await self._produce(events)
+        CAPTURE_EVENTS.labels("amplitude", "accepted").inc(len(events))
+        return _json(
+            {
+                "code": 200,
+                "events_ingested": len(events),
+                "payload_size_bytes": size,
+                "server_upload_time": int(time.time() * 1000),
+            }
+        )
+
+    async def _read(self, request: web.Request) -> bytes:
+        limit = self._settings.capture_max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise _too_large(f"Content-Length {request.content_length}", limit)
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large("the body", limit)
+        CAPTURE_REQUEST_BYTES.observe(len(body))
+        return bytes(body)
+
+    async def _decode(self, request: web.Request, body: bytes) -> object:
+        args: dict[str, Any] = {
+            "content_type": request.content_type,
+            "content_encoding": request.headers.get("Content-Encoding", ""),
+            "query": dict(request.query),
+            "max_bytes": self._settings.capture_max_body_bytes,
+        }
+        if len(body) > DECODE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(decode_payload, body, **args)
+        return decode_payload(body, **args)
+
+    async def _project(self, token: str) -> Project:
+        try:
+            project = await self._projects.by_token(token)
+        except _POSTGRES_DOWN as exc:
+            raise Rejected(
+                503, "postgres_unavailable", "the project store is unavailable; retry later"
+            ) from exc
+        if project is None:
+            raise Rejected(401, "invalid_token", f"no project has the token {token[:64]!r}")
+        return project
+
+    async def _produce(self, events: list[Event]) -> None:
+        limit = self._settings.capture_max_event_bytes
+        records: list[Record] = []
+        too_large: list[EventError] = []
+        for index, event in enumerate(events):
+            value = orjson.dumps(event)
+            if len(value) > limit:
+                too_large.append(
+                    EventError(index, "event", f"{len(value)} bytes, over the {limit} byte limit")
+                )
+            records.append(Record(f"{event['token']}:{event['distinct_id']}".encode(), value))
+        if too_large:
+            raise Rejected(
+                413,
+                "event_too_large",
+                f"{len(too_large)} of {len(events)} events are over {limit} bytes",
+                errors=too_large,
+                extra={"events_too_large": [e.index for e in too_large]},
+            )
+        try:
+            await self._producer.send_all(EVENTS_RAW, records)
+        except ProduceFailed as exc:
+            raise Rejected(
+                503, "kafka_unavailable", "Kafka did not acknowledge the events; retry later"
+            ) from exc
+
+
+def client_ip(request: web.Request) -> str | None:
+    first = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+    return first or request.remote
+
+
+def _protocol_of(payload: object, hint: str) -> str:
+    if isinstance(payload, dict) and "events" in payload and "batch" not in payload:
+        return "amplitude"
+    if isinstance(payload, list) or (
+        isinstance(payload, dict) and ("batch" in payload or "event" in payload)
+    ):
+        return "posthog"
+    return hint
+
+
+def _too_large(what: str, limit: int) -> Rejected:
+    return Rejected(413, "payload_too_large", f"{what} is over the {limit} byte limit")
+
+
+def _reject(request: web.Request, tally: _Tally, rejected: Rejected) -> web.Response:
+    if tally.events:
+        invalid = len({e.index for e in rejected.errors})
+        CAPTURE_EVENTS.labels(tally.protocol, "invalid").inc(invalid)
+        rest = "unavailable" if rejected.status >= 500 else "rejected"
+        CAPTURE_EVENTS.labels(tally.protocol, rest).inc(tally.events - invalid)
+    cause = rejected.__cause__
+    (log.error if rejected.status >= 500 else log.warning)(
+        "capture_rejected",
+        status=rejected.status,
+        code=rejected.code,
+        detail=rejected.detail,
+        protocol=tally.protocol,
+        path=request.path,
+        events=tally.events,
+        invalid=[(e.index, e.field) for e in rejected.errors[:20]],
+        cause=f"{type(cause).__name__}: {cause}" if cause else None,
+    )
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if rejected.status == 503 else None
+    if tally.protocol == "amplitude":
+        error = "Payload too large" if rejected.status == 413 else rejected.detail
+        return _json({"code": rejected.status, "error": error, **rejected.extra}, rejected.status, headers)
+    body = {
+        "type": _ERROR_TYPES.get(rejected.status, "validation_error"),
+        "code": rejected.code,
+        "detail": rejected.detail,
+        "errors": [{"index": e.index, "field": e.field, "reason": e.reason} for e in rejected.errors],
+    }
+    return _json(body, rejected.status, headers)
+
+
+def _json(data: object, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+# ---- what posthog-js needs besides capture: flags, remote config, CORS ----
+
+SUPPORTED_COMPRESSION = ["gzip", "gzip-js"]
+
+
+def remote_config(token: str) -> dict[str, Any]:
+    """posthog-js's remote config (`/array/<token>/config`): everything optional off, gzip on."""
+    return {
+        "token": token,
+        "supportedCompression": SUPPORTED_COMPRESSION,
+        "hasFeatureFlags": False,
+        "captureDeadClicks": False,
+        "capturePerformance": False,
+        "autocapture_opt_out": False,
+        "autocaptureExceptions": False,
+        "analytics": {"endpoint": "/i/v0/e/"},
+        "elementsChainAsString": True,
+        "sessionRecording": False,
+        "heatmaps": False,
+        "surveys": False,
+        "defaultIdentifiedOnly": True,
+    }
+
+
+FLAGS_ANSWER = {
+    "flags": {},
+    "featureFlags": {},
+    "featureFlagPayloads": {},
+    "errorsWhileComputingFlags": False,
+    "quotaLimited": [],
+    "config": {"enable_collect_everything": True},
+    "toolbarParams": {},
+    "isAuthenticated": False,
+    "supportedCompression": SUPPORTED_COMPRESSION,
+    "sessionRecording": False,
+    "capturePerformance": False,
+    "autocapture_opt_out": False,
+    "autocaptureExceptions": False,
+    "heatmaps": False,
+    "surveys": False,
+    "siteApps": [],
+}
+
+
+async def flags(request: web.Request) -> web.Response:
+    return _json(FLAGS_ANSWER)
+
+
+async def config_json(request: web.Request) -> web.Response:
+    return _json({**remote_config(request.match_info["token"]), "siteApps": []})
+
+
+async def config_js(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    config = orjson.dumps(remote_config(token)).decode()
+    script = (
+        "(function() {\n"
+        "  window._POSTHOG_REMOTE_CONFIG = window._POSTHOG_REMOTE_CONFIG || {};\n"
+        f"  window._POSTHOG_REMOTE_CONFIG[{orjson.dumps(token).decode()}] = {{\n"
+        f"    config: {config},\n"
+        "    siteApps: []\n"
+        "  };\n"
+        "})();\n"
+    )
+    return web.Response(text=script, content_type="application/javascript")
+
+
+async def preflight(request: web.Request) -> web.Response:
+    headers = {
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Content-Type"),
+        "Access-Control-Max-Age": "86400",
+    }
+    if "Access-Control-Request-Private-Network" in request.headers:
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return web.Response(status=204, headers=headers)
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS (preflights on any path, headers on every answer), JSON 404/405s, the request metrics."""
+    started = time.perf_counter()
+    try:
+        response = await (preflight(request) if request.method == "OPTIONS" else handler(request))
+    except web.HTTPException as exc:
+        body = {
+            "type": "validation_error",
+            "code": exc.reason.lower().replace(" ", "_"),
+            "detail": exc.reason,
+        }
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = _json(body, exc.status, allow)
+    except ConnectionError:  # the client went away mid-request: there is no one to answer
+        raise
+    except Exception:  # a bug, not bad input: still JSON, with a `code` Amplitude's SDKs can read
+        log.exception("capture_failed", path=request.path)
+        response = _json({"code": 500, "type": "server_error", "detail": "internal error"}, 500)
+    origin = request.headers.get("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+    CAPTURE_REQUESTS.labels(_endpoint(request), str(response.status)).inc()
+    CAPTURE_REQUEST_SECONDS.observe(time.perf_counter() - started)
+    return response
+
+
+def _endpoint(request: web.Request) -> str:
+    """A low-cardinality name for the metrics: the route, without its trailing slash."""
+    route = request.match_info.route
+    if request.method == "OPTIONS":
+        return "preflight"
+    if route.resource is None:
+        return "unmatched"
+    return route.resource.canonical.rstrip("/") or "/"

@@ -1,0 +1,171 @@
+"""The only module that talks to aiokafka: topics, the producer, the consumer.
+
+Stages see `Producer.send_all` (every record acknowledged, or `ProduceFailed`) and the consume loop sees
+`KafkaConsumer`, a thin adapter with the three calls it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from workers.metrics import CONSUMER_LAG, KAFKA_PRODUCE_ERRORS, KAFKA_PRODUCE_SECONDS, KAFKA_PRODUCED
+from workers.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EVENTS_RAW = "events_raw"
+EVENTS = "events"
+DEAD_LETTER = "dead_letter"
+TOPICS = (EVENTS_RAW, EVENTS, DEAD_LETTER)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message to produce."""
+
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed message, with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+class ProduceFailed(Exception):
+    """Kafka did not acknowledge every record (broker down, timeout, rejected)."""
+
+
+class Producer:
+    def __init__(self, producer: AIOKafkaProducer, timeout_seconds: float) -> None:
+        self._producer = producer
+        self._timeout = timeout_seconds
+
+    async def send_all(self, topic: str, records: Sequence[Record]) -> None:
+        """Produce every record and wait for all acknowledgements; raise ProduceFailed otherwise."""
+        if not records:
+            return
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                pending = [
+                    await self._producer.send(topic, r.value, key=r.key, headers=list(r.headers) or None)
+                    for r in records
+                ]
+                await asyncio.gather(*pending)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            KAFKA_PRODUCE_ERRORS.labels(topic).inc()
+            raise ProduceFailed(f"{type(exc).__name__}: {exc}") from exc
+        KAFKA_PRODUCE_SECONDS.labels(topic).observe(time.perf_counter() - started)
+        KAFKA_PRODUCED.labels(topic).inc(len(records))
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+
+async def start_producer(settings: Settings) -> Producer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        max_request_size=settings.capture_max_event_bytes + 64 * 1024,
+        request_timeout_ms=int(settings.kafka_produce_timeout_seconds * 1000),
+    )
+    await producer.start()
+    return Producer(producer, settings.kafka_produce_timeout_seconds)
+
+
+async def ensure_topics(settings: Settings, topics: Sequence[str] = TOPICS) -> None:
+    """Create the pipeline's topics if missing, with the configured partition count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics([NewTopic(t, settings.kafka_topic_partitions, 1) for t in missing])
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics_created", topics=missing, partitions=settings.kafka_topic_partitions)
+    finally:
+        await admin.close()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, on_revoked: Callable[[], Awaitable[None]]) -> None:
+        self._on_revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        await self._on_revoked()
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))  # type: ignore[attr-defined]
+
+
+class KafkaConsumer:
+    """What the consume loop needs from a consumer; the tests give it a fake with the same calls."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, stage: str) -> None:
+        self._consumer = consumer
+        self._stage = stage
+
+    async def getmany(self, timeout_seconds: float, max_records: int) -> list[Message]:
+        batches = await self._consumer.getmany(
+            timeout_ms=int(timeout_seconds * 1000), max_records=max_records
+        )
+        messages = [
+            Message(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+            for records in batches.values()
+            for m in records
+        ]
+        for tp, records in batches.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and records:
+                lag = max(0, highwater - records[-1].offset - 1)
+                CONSUMER_LAG.labels(self._stage, tp.topic, tp.partition).set(lag)
+        return messages
+
+    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+async def start_consumer(
+    settings: Settings, stage: str, topic: str, on_revoked: Callable[[], Awaitable[None]]
+) -> KafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.kafka_consumer_group_prefix}-{stage}",
+        enable_auto_commit=False,
+        session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
+        heartbeat_interval_ms=max(100, int(settings.kafka_session_timeout_seconds * 1000 / 4)),
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    consumer.subscribe([topic], listener=_Rebalance(on_revoked))
+    await consumer.start()
+    return KafkaConsumer(consumer, stage)

@@ -1,0 +1,76 @@
+"""Every Prometheus metric of every worker, defined once. Each worker serves them on its own /metrics port."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_SIZES = (1, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000)
+_BYTES = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 20971520)
+
+# capture
+CAPTURE_REQUESTS = Counter(
+    "ua_capture_requests_total", "HTTP requests to capture by endpoint and status", ["endpoint", "status"]
+)
+CAPTURE_EVENTS = Counter(
+    "ua_capture_events_total",
+    "Events received by capture by protocol and outcome (accepted, invalid, rejected, unavailable)",
+    ["protocol", "outcome"],
+)
+CAPTURE_REQUEST_BYTES = Histogram(
+    "ua_capture_request_bytes", "Request body size as received (before decompression)", buckets=_BYTES
+)
+CAPTURE_REQUEST_SECONDS = Histogram(
+    "ua_capture_request_seconds", "Capture request handling time, acknowledgement included", buckets=_LATENCY
+)
+
+# Kafka producer (every stage that produces)
+KAFKA_PRODUCED = Counter("ua_kafka_produced_messages_total", "Messages acknowledged by Kafka", ["topic"])
+KAFKA_PRODUCE_ERRORS = Counter(
+    "ua_kafka_produce_errors_total", "Produce calls that failed or timed out", ["topic"]
+)
+KAFKA_PRODUCE_SECONDS = Histogram(
+    "ua_kafka_produce_seconds",
+    "Time from send to acknowledgement of a produce call",
+    ["topic"],
+    buckets=_LATENCY,
+)
+
+# consume loop (persons, writer)
+CONSUMER_MESSAGES = Counter(
+    "ua_consumer_messages_total",
+    "Messages consumed by stage and outcome (ok, drop, dead_letter)",
+    ["stage", "outcome"],
+)
+CONSUMER_BATCH_MESSAGES = Histogram(
+    "ua_consumer_batch_messages", "Messages per flushed batch", ["stage"], buckets=_SIZES
+)
+CONSUMER_FLUSH_SECONDS = Histogram(
+    "ua_consumer_flush_seconds", "Time to process, write and commit one batch", ["stage"], buckets=_LATENCY
+)
+CONSUMER_RETRIES = Counter(
+    "ua_consumer_retries_total", "Batch attempts retried after an infrastructure error", ["stage"]
+)
+CONSUMER_COMMITS = Counter("ua_consumer_commits_total", "Offset commits", ["stage"])
+CONSUMER_LAG = Gauge(
+    "ua_consumer_lag_messages",
+    "Highwater minus position, where the broker reports it",
+    ["stage", "topic", "partition"],
+)
+DEAD_LETTERS = Counter(
+    "ua_dead_letter_messages_total", "Messages parked in dead_letter by stage and reason", ["stage", "reason"]
+)
+
+# persons
+PERSONS_CREATED = Counter("ua_persons_created_total", "Persons created on first sight of a distinct id")
+PERSONS_RESOLVE_SECONDS = Histogram(
+    "ua_persons_resolve_seconds", "Postgres time to resolve one batch of distinct ids", buckets=_LATENCY
+)
+
+# writer and ClickHouse
+CLICKHOUSE_ROWS = Counter("ua_clickhouse_inserted_rows_total", "Rows inserted into ClickHouse", ["table"])
+CLICKHOUSE_INSERT_SECONDS = Histogram(
+    "ua_clickhouse_insert_seconds", "Time of one ClickHouse batch insert", ["table"], buckets=_LATENCY
+)
+
+# query API
+QUERY_REQUESTS = Counter("ua_query_requests_total", "Query API requests", ["endpoint", "status"])
+QUERY_SECONDS = Histogram("ua_query_seconds", "Query API request time", ["endpoint"], buckets=_LATENCY)

@@ -1,0 +1,156 @@
+"""Settings, read once from the environment and validated at start.
+
+Every variable is listed in `FIELDS` with its default; `config/dev.env` holds the local defaults and the
+README documents each one. A bad value raises `SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _nonempty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _clickhouse_url(raw: str) -> str:
+    if not (raw.startswith("chdb://") or raw.startswith("clickhouse://")):
+        raise ValueError("must start with chdb:// (embedded) or clickhouse:// (server)")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return level
+
+
+_port = _int(0, 65535)
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str
+    kafka_topic_partitions: int
+    kafka_enable_idempotence: bool
+    kafka_produce_timeout_seconds: float
+    kafka_consumer_group_prefix: str
+    kafka_session_timeout_seconds: float
+    postgres_dsn: str
+    clickhouse_url: str
+    capture_host: str
+    capture_port: int
+    capture_max_body_bytes: int
+    capture_max_event_bytes: int
+    project_cache_seconds: float
+    query_host: str
+    query_port: int
+    query_max_rows: int
+    query_max_seconds: float
+    dev_api_key: str
+    dev_token: str
+    metrics_host: str
+    capture_metrics_port: int
+    persons_metrics_port: int
+    writer_metrics_port: int
+    query_metrics_port: int
+    persons_batch_max_messages: int
+    persons_batch_max_seconds: float
+    writer_batch_max_rows: int
+    writer_batch_max_seconds: float
+    sink_retry_attempts: int
+    sink_retry_backoff_seconds: float
+    drain_timeout_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            name = field.name.upper()
+            default, parse = FIELDS[field.name]
+            raw = env.get(name, default)
+            try:
+                values[field.name] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r}: {exc}") from None
+        return cls(**values)
+
+
+# name -> (default as it would appear in the environment, parser)
+FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "kafka_bootstrap_servers": ("127.0.0.1:9092", _nonempty),
+    "kafka_topic_partitions": ("4", _int(1, 1024)),
+    "kafka_enable_idempotence": ("false", _bool),
+    "kafka_produce_timeout_seconds": ("10", _float(0.1, 300)),
+    "kafka_consumer_group_prefix": ("user-analytics", _nonempty),
+    "kafka_session_timeout_seconds": ("10", _float(1, 300)),
+    "postgres_dsn": ("postgresql://postgres@127.0.0.1:5432/user_analytics", _nonempty),
+    "clickhouse_url": ("chdb://var/chdb", _clickhouse_url),
+    "capture_host": ("127.0.0.1", _nonempty),
+    "capture_port": ("8000", _port),
+    "capture_max_body_bytes": (str(20 * _MB), _int(1024, 1024 * _MB)),
+    "capture_max_event_bytes": (str(1 * _MB), _int(256, 1024 * _MB)),
+    "project_cache_seconds": ("30", _float(0, 86400)),
+    "query_host": ("127.0.0.1", _nonempty),
+    "query_port": ("8001", _port),
+    "query_max_rows": ("10000", _int(1, 10_000_000)),
+    "query_max_seconds": ("30", _float(0.1, 3600)),
+    "dev_api_key": ("dev-api-key", _nonempty),
+    "dev_token": ("dev-token", _nonempty),
+    "metrics_host": ("127.0.0.1", _nonempty),
+    "capture_metrics_port": ("9100", _port),
+    "persons_metrics_port": ("9101", _port),
+    "writer_metrics_port": ("9102", _port),
+    "query_metrics_port": ("9103", _port),
+    "persons_batch_max_messages": ("1000", _int(1, 1_000_000)),
+    "persons_batch_max_seconds": ("0.2", _float(0.001, 60)),
+    "writer_batch_max_rows": ("20000", _int(1, 10_000_000)),
+    "writer_batch_max_seconds": ("1.0", _float(0.001, 600)),
+    "sink_retry_attempts": ("6", _int(1, 1000)),
+    "sink_retry_backoff_seconds": ("0.5", _float(0, 60)),
+    "drain_timeout_seconds": ("30", _float(0.1, 3600)),
+    "log_level": ("info", _log_level),
+}
