@@ -1,6 +1,9 @@
 """Every Prometheus metric of every worker, defined once. Each worker serves them on its own /metrics port."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZES = (1, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000)
@@ -74,3 +77,23 @@ CLICKHOUSE_INSERT_SECONDS = Histogram(
 # query API
 QUERY_REQUESTS = Counter("ua_query_requests_total", "Query API requests", ["endpoint", "status"])
 QUERY_SECONDS = Histogram("ua_query_seconds", "Query API request time", ["endpoint"], buckets=_LATENCY)
+
+
+_COMMON = ("process_", "python_", "ua_kafka_")
+_CONSUMER = ("ua_consumer_", "ua_dead_letter_")
+PREFIXES = {
+    "capture": (*_COMMON, "ua_capture_"),
+    "persons": (*_COMMON, *_CONSUMER, "ua_persons_"),
+    "writer": (*_COMMON, *_CONSUMER, "ua_clickhouse_", "ua_query_"),  # with chdb:// it serves queries too
+    "query": (*_COMMON, "ua_query_"),
+}
+
+
+class WorkerMetrics:
+    """The default registry seen through one worker's prefixes, so /metrics lists only what it does."""
+
+    def __init__(self, worker: str) -> None:
+        self._prefixes = PREFIXES[worker]
+
+    def collect(self) -> Iterator[Metric]:
+        return (metric for metric in REGISTRY.collect() if metric.name.startswith(self._prefixes))

@@ -14,6 +14,7 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from workers.metrics import WorkerMetrics
 from workers.settings import Settings
 
 Main = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
@@ -36,9 +37,12 @@ def configure_logging(level: str) -> None:
     )
 
 
-async def serve_metrics(host: str, port: int) -> web.AppRunner:
+async def serve_metrics(worker: str, host: str, port: int) -> web.AppRunner:
+    registry = WorkerMetrics(worker)
+
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -57,7 +61,7 @@ async def _run(name: str, settings: Settings, main: Main, metrics_port: int) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    metrics = await serve_metrics(settings.metrics_host, metrics_port)
+    metrics = await serve_metrics(name, settings.metrics_host, metrics_port)
     log.info("worker_starting", worker=name, metrics_port=metrics_port)
     task = asyncio.create_task(main(settings, stopping), name=name)
     code = 0

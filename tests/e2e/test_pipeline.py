@@ -254,6 +254,8 @@ async def test_sdk_events_arrive_once_with_persons_and_every_worker_reports_it(s
     persons_metrics = await metrics(stack, "PERSONS_METRICS_PORT")
     assert persons_metrics['ua_consumer_messages_total{outcome="ok",stage="persons"}'] == 1200
     assert persons_metrics["ua_persons_created_total"] == len(distinct_ids)
+    assert not any(name.startswith("ua_capture_") for name in persons_metrics), "only its own metrics"
+    assert persons_metrics["process_resident_memory_bytes"] > 0
     writer = await metrics(stack, "WRITER_METRICS_PORT")
     assert writer['ua_clickhouse_inserted_rows_total{table="events"}'] == 1200
 
