@@ -23,8 +23,10 @@ log = structlog.get_logger(__name__)
 
 EVENTS_RAW = "events_raw"
 EVENTS = "events"
+PERSONS = "persons"
+PERSON_DISTINCT_IDS = "person_distinct_ids"
 DEAD_LETTER = "dead_letter"
-TOPICS = (EVENTS_RAW, EVENTS, DEAD_LETTER)
+TOPICS = (EVENTS_RAW, EVENTS, PERSONS, PERSON_DISTINCT_IDS, DEAD_LETTER)
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -154,7 +156,7 @@ class KafkaConsumer:
 
 
 async def start_consumer(
-    settings: Settings, stage: str, topic: str, on_revoked: Callable[[], Awaitable[None]]
+    settings: Settings, stage: str, topics: Sequence[str], on_revoked: Callable[[], Awaitable[None]]
 ) -> KafkaConsumer:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -166,6 +168,6 @@ async def start_consumer(
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
     )
-    consumer.subscribe([topic], listener=_Rebalance(on_revoked))
+    consumer.subscribe(list(topics), listener=_Rebalance(on_revoked))
     await consumer.start()
     return KafkaConsumer(consumer, stage)

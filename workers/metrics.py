@@ -64,6 +64,19 @@ DEAD_LETTERS = Counter(
 
 # persons
 PERSONS_CREATED = Counter("ua_persons_created_total", "Persons created on first sight of a distinct id")
+PERSONS_MERGES = Counter("ua_persons_merges_total", "Persons merged into another, by link kind", ["kind"])
+PERSONS_REFUSED = Counter(
+    "ua_persons_refused_total",
+    "Merges and property updates refused (already_identified, junk_id, properties_too_large)",
+    ["reason"],
+)
+PERSONS_CONFLICTS = Counter(
+    "ua_persons_conflicts_total", "Batches walked again because another worker changed the same persons"
+)
+PERSONS_POSTGRES_STATEMENTS = Counter("ua_persons_postgres_statements_total", "Postgres statements run")
+BLOCKED_EVENTS = Counter(
+    "ua_persons_blocked_events_total", "Events dropped by blocked_events", ["project_id", "event"]
+)
 PERSONS_RESOLVE_SECONDS = Histogram(
     "ua_persons_resolve_seconds", "Postgres time to resolve one batch of distinct ids", buckets=_LATENCY
 )

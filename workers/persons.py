@@ -1,8 +1,12 @@
-"""persons: events_raw -> (distinct id -> person id in Postgres) -> events.
+"""persons: events_raw -> enrichment -> identity and person properties in Postgres -> events, persons,
+person_distinct_ids.
 
-Minimal person processing: a person is created on first sight of a (project, distinct id); the primary
-key of `person_distinct_ids` guarantees that two workers racing on one id end up with one person.
-Identify, alias, merges and person properties come with the person-processing issue.
+One consumer batch is one walk (`workers.identity`) and at most one Postgres transaction: the persons the
+batch refers to are read in one statement (or come from the LRU cache), the events are applied in order
+in memory, and the resulting writes run together. Concurrency with other workers is optimistic: the
+transaction locks the stored persons it changes and checks their versions; on a conflict it rolls back,
+forgets what it cached and walks the batch again from fresh rows. Kafka messages describing the changes
+are produced by the consume loop's sink, after the transaction committed.
 """
 
 from __future__ import annotations
@@ -12,15 +16,21 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
 import structlog
 
 from workers.consume import ConsumeLoop, KafkaDeadLetters, LoopConfig
+from workers.enrich import GeoIP, RulesCache, add_user_agent
+from workers.identity import Key, Person, Plan, Walk, junk_reason, link_of
 from workers.kafka import (
     EVENTS,
     EVENTS_RAW,
+    PERSON_DISTINCT_IDS,
+    PERSONS,
     Message,
     Producer,
     Record,
@@ -28,18 +38,31 @@ from workers.kafka import (
     start_consumer,
     start_producer,
 )
-from workers.metrics import PERSONS_CREATED, PERSONS_RESOLVE_SECONDS
+from workers.metrics import (
+    BLOCKED_EVENTS,
+    PERSONS_CONFLICTS,
+    PERSONS_CREATED,
+    PERSONS_MERGES,
+    PERSONS_POSTGRES_STATEMENTS,
+    PERSONS_REFUSED,
+    PERSONS_RESOLVE_SECONDS,
+)
 from workers.migrate import migrate_postgres
-from workers.results import DeadLetter, Ok, Result
+from workers.results import DeadLetter, Drop, Ok, Result
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 STAGE = "persons"
-PersonKey = tuple[int, str]  # (project_id, distinct_id)
+MAX_WALKS = 8  # attempts of one batch against concurrent changes before it counts as failed
+Output = tuple[str, Record]  # (topic, record)
 
 
-def parse_raw_event(value: bytes) -> dict[str, object] | DeadLetter:
+class Conflict(Exception):
+    """Another worker changed a person or a distinct id this batch relies on."""
+
+
+def parse_raw_event(value: bytes) -> dict[str, Any] | DeadLetter:
     """The checks persons needs from an events_raw message; anything else is the writer's concern."""
     try:
         event = orjson.loads(value)
@@ -52,134 +75,324 @@ def parse_raw_event(value: bytes) -> dict[str, object] | DeadLetter:
     distinct_id = event.get("distinct_id")
     if not isinstance(distinct_id, str) or not distinct_id:
         return DeadLetter("invalid_event", "distinct_id missing or not a string")
+    if (reason := junk_reason(distinct_id)) is not None:
+        return DeadLetter("junk_distinct_id", reason)
+    if not isinstance(event.get("event"), str) or not event["event"]:
+        return DeadLetter("invalid_event", "event name missing or not a string")
+    if not isinstance(event.get("properties"), dict):
+        event["properties"] = {}
     return event
 
 
+def keys_of(event: dict[str, Any]) -> list[Key]:
+    """The distinct ids an event needs to know the persons of: its own, and the one it links to."""
+    keys = [(event["project_id"], event["distinct_id"])]
+    link = link_of(event)
+    if link is not None and link.source is not None:
+        keys.append((event["project_id"], link.source))
+    return keys
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Pool init: jsonb as Python objects through orjson."""
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+    )
+
+
 class PersonStore:
-    """distinct id -> person id, in Postgres, with an LRU in front of it."""
+    """Persons and distinct ids in Postgres, with an LRU of what this worker last saw in front."""
 
-    def __init__(self, pool: asyncpg.Pool, cache_size: int = 200_000) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_properties_bytes: int, cache_size: int = 200_000) -> None:
         self._pool = pool
-        self._cache: OrderedDict[PersonKey, uuid.UUID] = OrderedDict()
+        self._max_bytes = max_properties_bytes
         self._cache_size = cache_size
+        self._ids: OrderedDict[Key, uuid.UUID] = OrderedDict()
+        self._persons: dict[uuid.UUID, Person] = {}
+        self._projects: set[int] = set()
 
-    async def resolve(self, keys: Sequence[PersonKey]) -> dict[PersonKey, uuid.UUID]:
-        found: dict[PersonKey, uuid.UUID] = {}
-        missing: list[PersonKey] = []
-        for key in dict.fromkeys(keys):
-            person = self._cache.get(key)
-            if person is None:
-                missing.append(key)
+    async def known_projects(self, project_ids: set[int]) -> set[int]:
+        missing = project_ids - self._projects
+        if missing:
+            async with self._pool.acquire() as conn:
+                PERSONS_POSTGRES_STATEMENTS.inc()
+                rows = await conn.fetch("SELECT id FROM projects WHERE id = ANY($1::bigint[])", list(missing))
+            self._projects.update(r["id"] for r in rows)
+        return project_ids & self._projects
+
+    async def walk(self, events: list[dict[str, Any]]) -> tuple[Walk, list[Any], dict[str, list[Output]]]:
+        """Apply the events in order and make it so in Postgres; returns the walk, outcomes and changes."""
+        keys = list(dict.fromkeys(k for e in events for k in keys_of(e)))
+        for attempt in range(1, MAX_WALKS + 1):
+            ids, persons = await self._load(keys, fresh=attempt > 1)
+            walk = Walk(ids, persons, self._max_bytes)
+            outcomes = [walk.apply(e) for e in events]
+            plan = walk.plan()
+            if plan.empty:
+                return walk, outcomes, {}
+            try:
+                moved = await self._write(plan)
+            except Conflict as exc:
+                PERSONS_CONFLICTS.inc()
+                log.info("persons_conflict", attempt=attempt, error=str(exc))
+                continue
+            self._remember(walk, plan, moved)
+            return walk, outcomes, self._changes(plan, moved, walk)
+        raise Conflict(f"batch still conflicted after {MAX_WALKS} attempts")
+
+    async def _load(
+        self, keys: list[Key], fresh: bool
+    ) -> tuple[dict[Key, uuid.UUID], dict[uuid.UUID, Person]]:
+        ids: dict[Key, uuid.UUID] = {}
+        persons: dict[uuid.UUID, Person] = {}
+        missing: list[Key] = []
+        for key in keys:
+            person_id = None if fresh else self._ids.get(key)
+            if person_id is not None and person_id in self._persons:
+                self._ids.move_to_end(key)
+                ids[key] = person_id
+                persons[person_id] = self._persons[person_id]
             else:
-                self._cache.move_to_end(key)
-                found[key] = person
+                missing.append(key)
         if missing:
             started = time.perf_counter()
-            found.update(await self._resolve_in_postgres(missing))
-            PERSONS_RESOLVE_SECONDS.observe(time.perf_counter() - started)
-        return found
-
-    async def _resolve_in_postgres(self, keys: list[PersonKey]) -> dict[PersonKey, uuid.UUID]:
-        projects = [k[0] for k in keys]
-        distinct_ids = [k[1] for k in keys]
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT d.project_id, d.distinct_id, d.person_id
-                   FROM person_distinct_ids d
-                   JOIN unnest($1::bigint[], $2::text[]) AS k(project_id, distinct_id)
-                     ON d.project_id = k.project_id AND d.distinct_id = k.distinct_id""",
-                projects,
-                distinct_ids,
-            )
-            result = {(r["project_id"], r["distinct_id"]): r["person_id"] for r in rows}
-            new = sorted(k for k in keys if k not in result)  # one lock order across workers: no deadlocks
-            if new:
-                known = await conn.fetch(
-                    "SELECT id FROM projects WHERE id = ANY($1::bigint[])", list({k[0] for k in new})
+            async with self._pool.acquire() as conn:
+                PERSONS_POSTGRES_STATEMENTS.inc()
+                rows = await conn.fetch(
+                    """SELECT d.project_id, d.distinct_id, p.id, p.properties, p.is_identified, p.created_at,
+                              p.version
+                       FROM unnest($1::bigint[], $2::text[]) AS k(project_id, distinct_id)
+                       JOIN person_distinct_ids d USING (project_id, distinct_id)
+                       JOIN persons p ON p.id = d.person_id""",
+                    [k[0] for k in missing],
+                    [k[1] for k in missing],
                 )
-                existing = {r["id"] for r in known}
-                new = [k for k in new if k[0] in existing]  # the rest are dead-lettered by the caller
-            if new:
-                result.update(await self._create(conn, new))
-        for key, person in result.items():
-            self._remember(key, person)
-        return result
+            PERSONS_RESOLVE_SECONDS.observe(time.perf_counter() - started)
+            for r in rows:
+                person = Person(r["id"], r["project_id"], r["properties"], r["is_identified"], r["created_at"],
+                                r["version"])  # fmt: skip
+                ids[(r["project_id"], r["distinct_id"])] = person.id
+                persons[person.id] = person
+                self._persons[person.id] = person
+                self._cache_id((r["project_id"], r["distinct_id"]), person.id)
+        return ids, persons
 
-    async def _create(self, conn: asyncpg.Connection, keys: list[PersonKey]) -> dict[PersonKey, uuid.UUID]:
-        """New persons for unseen ids; where another worker got there first, keep its person."""
-        candidates = [uuid.uuid4() for _ in keys]
-        projects = [k[0] for k in keys]
-        distinct_ids = [k[1] for k in keys]
-        await conn.execute(
-            "INSERT INTO persons (id, project_id) SELECT * FROM unnest($1::uuid[], $2::bigint[])",
-            candidates,
-            projects,
-        )
-        inserted = await conn.fetch(
-            """INSERT INTO person_distinct_ids (project_id, distinct_id, person_id)
-               SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[])
-               ON CONFLICT (project_id, distinct_id) DO NOTHING
-               RETURNING project_id, distinct_id, person_id""",
-            projects,
-            distinct_ids,
-            candidates,
-        )
-        result = {(r["project_id"], r["distinct_id"]): r["person_id"] for r in inserted}
-        PERSONS_CREATED.inc(len(result))
-        lost = [(k, c) for k, c in zip(keys, candidates, strict=True) if k not in result]
-        if lost:
-            await conn.execute("DELETE FROM persons WHERE id = ANY($1::uuid[])", [c for _, c in lost])
-            rows = await conn.fetch(
-                """SELECT d.project_id, d.distinct_id, d.person_id FROM person_distinct_ids d
-                   JOIN unnest($1::bigint[], $2::text[]) AS k(project_id, distinct_id)
-                     ON d.project_id = k.project_id AND d.distinct_id = k.distinct_id""",
-                [k[0] for k, _ in lost],
-                [k[1] for k, _ in lost],
-            )
-            result.update({(r["project_id"], r["distinct_id"]): r["person_id"] for r in rows})
-        return result
+    async def _write(self, plan: Plan) -> list[asyncpg.Record]:
+        statements = 0
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if plan.check_versions:
+                    statements += 1
+                    rows = await conn.fetch(
+                        "SELECT id, version FROM persons WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                        sorted(plan.check_versions),
+                    )
+                    found = {r["id"]: r["version"] for r in rows}
+                    if found != plan.check_versions:
+                        raise Conflict("a person changed or was merged away by another worker")
+                if plan.insert_persons:
+                    statements += 1
+                    await conn.execute(
+                        """INSERT INTO persons (id, project_id, properties, is_identified, created_at, version)
+                           SELECT id, project_id, properties::jsonb, is_identified, created_at, version
+                           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
+                                       $6::bigint[])
+                             AS t(id, project_id, properties, is_identified, created_at, version)""",
+                        *_person_columns(plan.insert_persons),
+                    )
+                if plan.insert_ids:
+                    statements += 1
+                    keys = list(plan.insert_ids)
+                    inserted = await conn.fetch(
+                        """INSERT INTO person_distinct_ids (project_id, distinct_id, person_id, version)
+                           SELECT project_id, distinct_id, person_id, 0
+                           FROM unnest($1::bigint[], $2::text[], $3::uuid[]) AS t(project_id, distinct_id, person_id)
+                           ON CONFLICT (project_id, distinct_id) DO NOTHING
+                           RETURNING distinct_id""",
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [plan.insert_ids[k] for k in keys],
+                    )
+                    if len(inserted) != len(keys):
+                        raise Conflict("another worker gave a person to a distinct id first")
+                moved: list[asyncpg.Record] = []
+                if plan.move_ids:
+                    statements += 2
+                    moved = await conn.fetch(
+                        """UPDATE person_distinct_ids d SET person_id = m.target, version = d.version + 1
+                           FROM unnest($1::uuid[], $2::uuid[]) AS m(source, target)
+                           WHERE d.person_id = m.source
+                           RETURNING d.project_id, d.distinct_id, d.person_id, d.version""",
+                        list(plan.move_ids),
+                        list(plan.move_ids.values()),
+                    )
+                    await conn.execute("DELETE FROM persons WHERE id = ANY($1::uuid[])", list(plan.move_ids))
+                if plan.update_persons:
+                    statements += 1
+                    await conn.execute(
+                        """UPDATE persons p SET properties = u.properties::jsonb, is_identified = u.is_identified,
+                                  created_at = u.created_at, version = u.version
+                           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
+                                       $6::bigint[])
+                             AS u(id, project_id, properties, is_identified, created_at, version)
+                           WHERE p.id = u.id""",
+                        *_person_columns(plan.update_persons),
+                    )
+        except (
+            asyncpg.DeadlockDetectedError,
+            asyncpg.SerializationError,
+            asyncpg.ForeignKeyViolationError,
+            asyncpg.UniqueViolationError,
+        ) as exc:
+            raise Conflict(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            PERSONS_POSTGRES_STATEMENTS.inc(statements)
+        return moved
 
-    def _remember(self, key: PersonKey, person: uuid.UUID) -> None:
-        self._cache[key] = person
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _remember(self, walk: Walk, plan: Plan, moved: list[asyncpg.Record]) -> None:
+        for person_id in plan.move_ids:
+            self._persons.pop(person_id, None)
+        for person in plan.insert_persons + plan.update_persons:
+            self._persons[person.id] = person
+        for key, person_id in walk.ids.items():
+            if person_id in walk.persons or person_id in self._persons:
+                self._cache_id(key, person_id)
+        for r in moved:
+            self._cache_id((r["project_id"], r["distinct_id"]), r["person_id"])
+
+    def forget(self) -> None:
+        self._ids.clear()
+        self._persons.clear()
+
+    def _cache_id(self, key: Key, person_id: uuid.UUID) -> None:
+        self._ids[key] = person_id
+        self._ids.move_to_end(key)
+        while len(self._ids) > self._cache_size:
+            _, evicted = self._ids.popitem(last=False)
+            self._persons.pop(evicted, None)  # a person may hold other cached ids: they reload on next use
+
+    def _changes(self, plan: Plan, moved: list[asyncpg.Record], walk: Walk) -> dict[str, list[Output]]:
+        persons = [_person_record(p, deleted=False) for p in plan.insert_persons + plan.update_persons]
+        persons += [_person_record(p, deleted=True) for p in plan.delete_persons]
+        ids = [_id_record(k[0], k[1], person_id, 0) for k, person_id in plan.insert_ids.items()]
+        ids += [_id_record(r["project_id"], r["distinct_id"], r["person_id"], r["version"]) for r in moved]
+        PERSONS_CREATED.inc(len(plan.insert_persons))
+        return {PERSONS: persons, PERSON_DISTINCT_IDS: ids}
 
 
-def make_process(store: PersonStore):  # type: ignore[no-untyped-def]
-    async def assign_persons(batch: list[Message]) -> list[Result[Record]]:
+def _person_columns(persons: list[Person]) -> list[list[Any]]:
+    return [
+        [p.id for p in persons],
+        [p.project_id for p in persons],
+        [orjson.dumps(p.properties).decode() for p in persons],
+        [p.is_identified for p in persons],
+        [p.created_at for p in persons],
+        [p.version for p in persons],
+    ]
+
+
+def _person_record(person: Person, deleted: bool) -> Output:
+    value = {
+        "id": str(person.id),
+        "project_id": person.project_id,
+        "properties": person.properties,
+        "is_identified": person.is_identified,
+        "created_at": person.created_at.isoformat(),
+        "version": person.version + 1 if deleted else person.version,
+        "is_deleted": deleted,
+    }
+    return PERSONS, Record(str(person.id).encode(), orjson.dumps(value))
+
+
+def _id_record(project_id: int, distinct_id: str, person_id: uuid.UUID, version: int) -> Output:
+    value = {
+        "project_id": project_id,
+        "distinct_id": distinct_id,
+        "person_id": str(person_id),
+        "version": version,
+        "is_deleted": False,
+    }
+    return PERSON_DISTINCT_IDS, Record(f"{project_id}:{distinct_id}".encode(), orjson.dumps(value))
+
+
+@dataclass
+class Enrichment:
+    rules: RulesCache
+    geoip: GeoIP | None
+
+
+def make_process(store: PersonStore, enrichment: Enrichment | None = None):  # type: ignore[no-untyped-def]
+    async def process(batch: list[Message]) -> list[Result[list[Output]]]:
+        results: list[Result[list[Output]]] = []
+        events: list[tuple[int, dict[str, Any]]] = []  # (index in batch, event)
         parsed = [parse_raw_event(m.value) for m in batch]
-        keys = [(e["project_id"], e["distinct_id"]) for e in parsed if isinstance(e, dict)]
-        persons = await store.resolve(keys)  # type: ignore[arg-type]
-        results: list[Result[Record]] = []
-        for message, event in zip(batch, parsed, strict=True):
+        projects = await store.known_projects({e["project_id"] for e in parsed if isinstance(e, dict)})
+        rules = await enrichment.rules.current() if enrichment is not None else None
+        for index, event in enumerate(parsed):
             if isinstance(event, DeadLetter):
                 results.append(event)
                 continue
-            person = persons.get((event["project_id"], event["distinct_id"]))  # type: ignore[arg-type]
-            if person is None:
+            if event["project_id"] not in projects:
                 results.append(DeadLetter("unknown_project", f"project {event['project_id']} does not exist"))
                 continue
-            event["person_id"] = str(person)
-            results.append(Ok(Record(message.key, orjson.dumps(event))))
+            if rules is not None and rules.is_blocked(event):
+                BLOCKED_EVENTS.labels(str(event["project_id"]), event["event"]).inc()
+                results.append(Drop("blocked_event"))
+                continue
+            if enrichment is not None:
+                add_user_agent(event)
+                if enrichment.geoip is not None:
+                    enrichment.geoip.add_place(event)
+            if rules is not None and (error := rules.schema_error(event)) is not None:
+                results.append(DeadLetter("schema_invalid", error))
+                continue
+            results.append(Ok([]))
+            events.append((index, event))
+        if not events:
+            return results
+        _, outcomes, changes = await store.walk([e for _, e in events])
+        for (index, event), outcome in zip(events, outcomes, strict=True):
+            event["person_id"] = str(outcome.person_id)
+            event["person_properties"] = outcome.properties
+            for reason, detail in outcome.refused:
+                PERSONS_REFUSED.labels(reason).inc()
+                log.info(
+                    "person_update_refused", reason=reason, detail=detail, distinct_id=event["distinct_id"]
+                )
+            if outcome.merged:
+                PERSONS_MERGES.labels(outcome.merged).inc()
+            results[index] = Ok([(EVENTS, Record(batch[index].key, orjson.dumps(event)))])
+        last = events[-1][0]
+        for outputs in changes.values():
+            results[last].value.extend(outputs)  # type: ignore[union-attr]
         return results
 
-    return assign_persons
+    return process
 
 
-class TopicSink:
-    def __init__(self, producer: Producer, topic: str) -> None:
+class TopicsSink:
+    """Produces each output to its topic and waits for every acknowledgement."""
+
+    def __init__(self, producer: Producer) -> None:
         self._producer = producer
-        self._topic = topic
 
-    async def write(self, items: Sequence[Record]) -> None:
-        await self._producer.send_all(self._topic, items)
+    async def write(self, items: Sequence[list[Output]]) -> None:
+        by_topic: dict[str, list[Record]] = {}
+        for outputs in items:
+            for topic, record in outputs:
+                by_topic.setdefault(topic, []).append(record)
+        await asyncio.gather(*(self._producer.send_all(t, records) for t, records in by_topic.items()))
 
 
 async def main(settings: Settings, stopping: asyncio.Event) -> None:
     await migrate_postgres(settings.postgres_dsn)
     await ensure_topics(settings)
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=4, init=init_connection)
     producer = await start_producer(settings)
+    enrichment = Enrichment(
+        RulesCache(pool, settings.persons_config_refresh_seconds), GeoIP.open(settings.geoip_database_path)
+    )
+    store = PersonStore(pool, settings.persons_max_properties_bytes, settings.persons_cache_size)
     config = LoopConfig(
         STAGE,
         settings.persons_batch_max_messages,
@@ -188,16 +401,15 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         settings.sink_retry_backoff_seconds,
     )
     loop = ConsumeLoop(
-        config,
-        make_process(PersonStore(pool)),
-        TopicSink(producer, EVENTS),
-        KafkaDeadLetters(producer, STAGE),
+        config, make_process(store, enrichment), TopicsSink(producer), KafkaDeadLetters(producer, STAGE)
     )
-    consumer = await start_consumer(settings, STAGE, EVENTS_RAW, loop.flush)
-    log.info("persons_consuming", topic=EVENTS_RAW, output=EVENTS)
+    consumer = await start_consumer(settings, STAGE, [EVENTS_RAW], loop.flush)
+    log.info("persons_consuming", topic=EVENTS_RAW, outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])
     try:
         await loop.run(consumer, stopping)
     finally:
         await consumer.stop()
         await producer.stop()
         await pool.close()
+        if enrichment.geoip is not None:
+            enrichment.geoip.close()

@@ -97,6 +97,10 @@ class Settings:
     query_metrics_port: int
     persons_batch_max_messages: int
     persons_batch_max_seconds: float
+    persons_cache_size: int
+    persons_max_properties_bytes: int
+    persons_config_refresh_seconds: float
+    geoip_database_path: str
     writer_batch_max_rows: int
     writer_batch_max_seconds: float
     sink_retry_attempts: int
@@ -147,6 +151,10 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "query_metrics_port": ("9103", _port),
     "persons_batch_max_messages": ("1000", _int(1, 1_000_000)),
     "persons_batch_max_seconds": ("0.2", _float(0.001, 60)),
+    "persons_cache_size": ("200000", _int(0, 100_000_000)),
+    "persons_max_properties_bytes": (str(512 * 1024), _int(1024, 64 * _MB)),
+    "persons_config_refresh_seconds": ("30", _float(0.1, 3600)),
+    "geoip_database_path": ("", str.strip),
     "writer_batch_max_rows": ("20000", _int(1, 10_000_000)),
     "writer_batch_max_seconds": ("1.0", _float(0.001, 600)),
     "sink_retry_attempts": ("6", _int(1, 1000)),

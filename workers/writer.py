@@ -130,7 +130,7 @@ async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> N
     loop = ConsumeLoop(
         config, to_rows, TableSink(ch, "events", EVENT_COLUMNS), KafkaDeadLetters(producer, STAGE)
     )
-    consumer = await start_consumer(settings, STAGE, EVENTS, loop.flush)
+    consumer = await start_consumer(settings, STAGE, [EVENTS], loop.flush)
     log.info("writer_consuming", topic=EVENTS, table="events")
     try:
         await loop.run(consumer, stopping)

@@ -173,7 +173,7 @@ def send_amplitude(stack: Stack, start: datetime) -> list[Sent]:
     for i in range(200):
         when = start + timedelta(seconds=i)
         user_id = f"amp-user-{i % 11}" if i % 2 else None
-        device_id = f"device-{i % 7:05d}"
+        device_id = f"device-{i % 11:05d}"  # each user on a device of their own: linked, never merged
         client.track(
             BaseEvent(
                 event_type="amp_click",
@@ -243,17 +243,18 @@ async def test_sdk_events_arrive_once_with_persons_and_every_worker_reports_it(s
         assert row["person_id"] == persons[sent.distinct_id]
         assert abs(clickhouse_time(row["timestamp"]) - sent.timestamp) < timedelta(seconds=2)
 
-    distinct_ids = {sent.distinct_id for sent in posthog_sent.values()} | {
-        s.distinct_id for s in amplitude_sent
-    }
-    assert len({persons[d] for d in distinct_ids}) == len(distinct_ids), "one person per distinct id"
+    posthog_ids = {sent.distinct_id for sent in posthog_sent.values()}
+    assert len({persons[d] for d in posthog_ids}) == len(posthog_ids) == 37, "one person per distinct id"
+    for k in range(11):
+        assert persons[f"amp-user-{k}"] == persons[f"device-{k:05d}"], "user and device linked"
+    people = len(posthog_ids) + 11
 
     capture = await metrics(stack, "CAPTURE_METRICS_PORT")
     assert capture['ua_capture_events_total{outcome="accepted",protocol="posthog"}'] == 1000
     assert capture['ua_capture_events_total{outcome="accepted",protocol="amplitude"}'] == 200
     persons_metrics = await metrics(stack, "PERSONS_METRICS_PORT")
     assert persons_metrics['ua_consumer_messages_total{outcome="ok",stage="persons"}'] == 1200
-    assert persons_metrics["ua_persons_created_total"] == len(distinct_ids)
+    assert persons_metrics["ua_persons_created_total"] == people
     assert not any(name.startswith("ua_capture_") for name in persons_metrics), "only its own metrics"
     assert persons_metrics["process_resident_memory_bytes"] > 0
     writer = await metrics(stack, "WRITER_METRICS_PORT")

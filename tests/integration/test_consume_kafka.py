@@ -53,14 +53,14 @@ async def test_failed_batch_is_not_committed_and_is_redelivered(kafka_settings: 
     config = LoopConfig(stage, 1000, 0.2, 2, 0.01)
 
     broken = ConsumeLoop(config, judge, Collect(fail=True), KafkaDeadLetters(producer, stage))
-    consumer = await start_consumer(kafka_settings, stage, topic, broken.flush)
+    consumer = await start_consumer(kafka_settings, stage, [topic], broken.flush)
     with pytest.raises(BatchFailed):
         await run_until(broken, consumer, lambda: False)
     await consumer.stop()
 
     sink = Collect()
     working = ConsumeLoop(config, judge, sink, KafkaDeadLetters(producer, stage))
-    consumer = await start_consumer(kafka_settings, stage, topic, working.flush)
+    consumer = await start_consumer(kafka_settings, stage, [topic], working.flush)
     await run_until(working, consumer, lambda: len(sink.items) >= 50)
     await consumer.stop()
     assert sorted(sink.items) == sorted(f"v{i}".encode() for i in range(50))
@@ -68,7 +68,7 @@ async def test_failed_batch_is_not_committed_and_is_redelivered(kafka_settings: 
     # committed: a third consumer in the group gets nothing more
     sink2 = Collect()
     again = ConsumeLoop(config, judge, sink2, KafkaDeadLetters(producer, stage))
-    consumer = await start_consumer(kafka_settings, stage, topic, again.flush)
+    consumer = await start_consumer(kafka_settings, stage, [topic], again.flush)
     stopping = asyncio.Event()
     task = asyncio.create_task(again.run(consumer, stopping))
     await asyncio.sleep(3)
@@ -87,7 +87,7 @@ async def test_bad_message_lands_in_dead_letter_with_headers(kafka_settings: Set
     await producer.send_all(topic, [Record(b"k", b"good"), Record(b"key-" + marker, b"bad-" + marker)])
     sink = Collect()
     loop = ConsumeLoop(LoopConfig(stage, 1000, 0.2, 2, 0.01), judge, sink, KafkaDeadLetters(producer, stage))
-    consumer = await start_consumer(kafka_settings, stage, topic, loop.flush)
+    consumer = await start_consumer(kafka_settings, stage, [topic], loop.flush)
     await run_until(loop, consumer, lambda: bool(sink.items))
     await consumer.stop()
     await producer.stop()
