@@ -249,6 +249,19 @@ async def test_sdk_events_arrive_once_with_persons_and_every_worker_reports_it(s
         assert persons[f"amp-user-{k}"] == persons[f"device-{k:05d}"], "user and device linked"
     people = len(posthog_ids) + 11
 
+    # ClickHouse's persons and distinct ids agree with Postgres
+    async def persons_written() -> bool:
+        rows = await sql(stack, "SELECT count() AS n FROM persons FINAL WHERE is_deleted = 0")
+        return rows[0]["n"] == people
+
+    assert await wait_until(persons_written, timeout=30, interval=0.5)
+    mapping = await sql(
+        stack,
+        "SELECT distinct_id, toString(argMax(person_id, version)) AS person_id FROM person_distinct_ids"
+        " GROUP BY distinct_id",
+    )
+    assert {r["distinct_id"]: r["person_id"] for r in mapping} == persons
+
     capture = await metrics(stack, "CAPTURE_METRICS_PORT")
     assert capture['ua_capture_events_total{outcome="accepted",protocol="posthog"}'] == 1000
     assert capture['ua_capture_events_total{outcome="accepted",protocol="amplitude"}'] == 200
