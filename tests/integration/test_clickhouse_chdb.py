@@ -66,6 +66,7 @@ def event_rows(n: int, project_id: int, distinct_ids: list[str] | None = None) -
                 ("$pageview", "signup", "purchase")[i % 3],
                 distinct_id,
                 str(uuid.uuid4()),
+                "{}",
                 timestamp,
                 orjson.dumps({"i": i, "path": f"/p/{i}", "note": distinct_id}).decode(),
                 "",
@@ -106,9 +107,9 @@ async def test_values_come_back_json_ready(ch: ClickHouse) -> None:
     assert got == {
         "uuid": row[0],
         "project_id": 2,
-        "timestamp": row[5].strftime("%Y-%m-%d %H:%M:%S.%f"),
-        "sent_at": row[11].strftime("%Y-%m-%d %H:%M:%S.%f"),
-        "properties": row[6],
+        "timestamp": row[6].strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "sent_at": row[12].strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "properties": row[7],
         "big": 2**64 - 1,
     }
     orjson.dumps(got)
