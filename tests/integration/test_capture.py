@@ -659,3 +659,25 @@ async def test_main_serves_until_stopping_is_set(settings: Settings, env: Env) -
     stopping.set()
     await asyncio.wait_for(task, 15)
     assert [e["event"] for e in await env.events.wait_for(user, 1)] == ["via-main"]
+
+
+async def test_amplitude_identify_api_takes_form_updates_as_identify_events(env: Env) -> None:
+    user = uid("amp-ident")
+    identification = [
+        {"user_id": user, "device_id": "device-77", "user_properties": {"$set": {"plan": "pro"}, "age": 30}},
+        {"user_id": user, "user_properties": {"$add": {"logins": 1}}},
+    ]
+    form = {"api_key": env.token, "identification": orjson.dumps(identification).decode()}
+    status, body, _ = await env.post("/identify", data=form)
+    assert status == 200 and body["code"] == 200 and body["events_ingested"] == 2
+    events = await env.events.wait_for(user, 2)
+    assert [e["event"] for e in events] == ["$identify", "$identify"]
+    assert events[0]["user_properties"] == {"$set": {"plan": "pro"}, "age": 30}
+    assert events[0]["properties"]["$device_id"] == "device-77"
+
+    status, body, _ = await env.post("/identify", data={"api_key": env.token})
+    assert status == 400 and body["code"] == 400 and body["missing_field"] == "identification"
+    status, body, _ = await env.post("/identify", data={"api_key": env.token, "identification": "{nope"})
+    assert status == 400 and body["code"] == 400
+    status, body, _ = await env.post("/identify", data={"api_key": "unknown", "identification": "{}"})
+    assert status == 401 and body["code"] == 401

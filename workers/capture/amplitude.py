@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
 
 from workers.capture import (
     Event,
@@ -65,6 +68,34 @@ def envelope(payload: object) -> Envelope:
     return Envelope(
         api_key.strip(), events, min_length, parse_time_or_none(payload.get("client_upload_time"))
     )
+
+
+def identify_payload(body: bytes, content_type: str) -> dict[str, Any]:
+    """Amplitude's Identify API (`POST /identify`, form fields `api_key` and `identification`, a JSON object
+    or list of `{user_id, device_id, user_properties, ...}`) as an HTTP V2 payload of `$identify` events."""
+    if content_type == "application/json":
+        try:
+            form = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise Rejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(form, dict):
+            raise Rejected(400, "invalid_payload", "Invalid request body: expected a JSON object")
+    else:
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise Rejected(400, "invalid_payload", "the form is not UTF-8") from None
+    identification = form.get("identification")
+    if identification is None or identification == "":
+        raise _missing("identification")
+    if isinstance(identification, str):
+        try:
+            identification = orjson.loads(identification)
+        except orjson.JSONDecodeError as exc:
+            raise Rejected(400, "invalid_json", f"identification is not valid JSON: {exc}") from None
+    updates = identification if isinstance(identification, list) else [identification]
+    events = [{**u, "event_type": "$identify"} if isinstance(u, dict) else u for u in updates]
+    return {"api_key": form.get("api_key"), "events": events}
 
 
 def normalize(env: Envelope, project_id: int, received_at: datetime, ip: str | None) -> list[Event]:

@@ -62,6 +62,8 @@ def create_app(settings: Settings, producer: EventProducer, projects: ProjectLoo
             app.router.add_post(route, capture.amplitude)
     for route in (BATCH_PATH, BATCH_PATH + "/"):
         app.router.add_post(route, capture.batch)
+    for route in ("/identify", "/identify/"):
+        app.router.add_post(route, capture.amplitude_identify)
     for path in ("/flags", "/decide"):
         for route in (path, path + "/"):
             app.router.add_post(route, flags)
@@ -119,6 +121,16 @@ class _Capture:
 
     async def amplitude(self, request: web.Request) -> web.Response:
         return await self._handle(request, _Tally("amplitude"), route_by_shape=False)
+
+    async def amplitude_identify(self, request: web.Request) -> web.Response:
+        tally = _Tally("amplitude")
+        received_at = datetime.now(UTC)
+        try:
+            body = await self._read(request)
+            payload = amplitude.identify_payload(body, request.content_type)
+            return await self._amplitude(request, payload, len(body), received_at, tally)
+        except Rejected as rejected:
+            return _reject(request, tally, rejected)
 
     async def batch(self, request: web.Request) -> web.Response:
         hint = "posthog" if request.path.endswith("/") else "amplitude"
