@@ -365,3 +365,13 @@ async def test_enrichment_blocks_validates_and_describes(pool: asyncpg.Pool, pro
     assert isinstance(results[2], Ok)
     [event] = [orjson.loads(r.value) for t, r in results[2].value if t == EVENTS]
     assert event["properties"]["$browser"] == "Chrome" and event["properties"]["$os"] == "Windows"
+
+
+async def test_enrichment_config_changes_apply_without_a_restart(pool: asyncpg.Pool, project_id: int) -> None:
+    worker = Persons(pool, Enrichment(RulesCache(pool, refresh_seconds=0.2), None))
+    [first] = await worker.process([raw(project_id, "e2", "noise")])
+    assert isinstance(first, Ok)
+    await pool.execute("INSERT INTO blocked_events (project_id, event) VALUES ($1, 'noise')", project_id)
+    await asyncio.sleep(0.3)
+    [second] = await worker.process([raw(project_id, "e2", "noise")])
+    assert isinstance(second, Drop) and second.reason == "blocked_event"
