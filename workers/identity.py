@@ -20,6 +20,7 @@ import orjson
 from workers.person_properties import apply, updates_of
 
 Key = tuple[int, str]  # (project_id, distinct_id)
+PersonId = str  # a UUID in its canonical text form: hashes and serializes faster than PersonId
 PERSONLESS_NAMESPACE = uuid.UUID("6f1b0d4e-8a57-4d0c-9b1e-3c2a7e5f9d10")
 JUNK_IDS = frozenset(
     ("anonymous", "null", "undefined", "0", "[object object]", "none", "nan", "guest", "distinct_id",
@@ -40,14 +41,18 @@ def junk_reason(distinct_id: str) -> str | None:
     return None
 
 
-def personless_id(project_id: int, distinct_id: str) -> uuid.UUID:
+def personless_id(project_id: int, distinct_id: str) -> PersonId:
     """The person id of a personless event whose distinct id has no person: stable, nothing stored."""
-    return uuid.uuid5(PERSONLESS_NAMESPACE, f"{project_id}:{distinct_id}")
+    return str(uuid.uuid5(PERSONLESS_NAMESPACE, f"{project_id}:{distinct_id}"))
+
+
+def new_person_id() -> PersonId:
+    return str(uuid.uuid4())
 
 
 @dataclass
 class Person:
-    id: uuid.UUID
+    id: PersonId
     project_id: int
     properties: dict[str, Any]
     is_identified: bool
@@ -55,8 +60,9 @@ class Person:
     version: int  # as stored in Postgres (0 for a person this batch creates)
 
     def copy(self) -> Person:
+        # properties are replaced, never changed in place, so the copy may share them
         return Person(
-            self.id, self.project_id, dict(self.properties), self.is_identified, self.created_at, self.version
+            self.id, self.project_id, self.properties, self.is_identified, self.created_at, self.version
         )
 
 
@@ -97,9 +103,10 @@ def event_time(event: Mapping[str, Any]) -> datetime:
 
 @dataclass
 class Outcome:
-    """What happened to one event: its person and their properties as of the event, and what was refused."""
+    """What happened to one event: its person and their properties as of the event (shared, read-only),
+    and what was refused."""
 
-    person_id: uuid.UUID
+    person_id: PersonId
     properties: dict[str, Any]
     refused: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail)
     merged: str | None = None  # the link kind when this event merged two persons
@@ -109,12 +116,10 @@ class Outcome:
 class Plan:
     """Postgres writes that turn the loaded state into the walk's final state."""
 
-    check_versions: dict[
-        uuid.UUID, int
-    ]  # stored persons updated or deleted: the version they must still have
+    check_versions: dict[PersonId, int]  # stored persons updated or deleted: the version they must still have
     insert_persons: list[Person]
-    insert_ids: dict[Key, uuid.UUID]
-    move_ids: dict[uuid.UUID, uuid.UUID]  # stored person merged away -> the person that now has its ids
+    insert_ids: dict[Key, PersonId]
+    move_ids: dict[PersonId, PersonId]  # stored person merged away -> the person that now has its ids
     delete_persons: list[Person]
     update_persons: list[Person]
 
@@ -128,22 +133,22 @@ class Walk:
 
     def __init__(
         self,
-        ids: Mapping[Key, uuid.UUID],
-        persons: Mapping[uuid.UUID, Person],
+        ids: Mapping[Key, PersonId],
+        persons: Mapping[PersonId, Person],
         max_properties_bytes: int,
-        new_person_id: Any = uuid.uuid4,
+        new_person_id: Any = new_person_id,
     ) -> None:
-        self.ids: dict[Key, uuid.UUID] = dict(ids)
+        self.ids: dict[Key, PersonId] = dict(ids)
         self.stored = dict(persons)  # as loaded; never mutated
-        self.persons: dict[uuid.UUID, Person] = {}  # working copies of the persons this batch touches
+        self.persons: dict[PersonId, Person] = {}  # working copies of the persons this batch touches
         self.new_ids: set[Key] = set()
-        self.merged_into: dict[uuid.UUID, uuid.UUID] = {}
-        self.changed: set[uuid.UUID] = set()
-        self.versions: dict[uuid.UUID, int] = {}  # highest stored version a person absorbed
+        self.merged_into: dict[PersonId, PersonId] = {}
+        self.changed: set[PersonId] = set()
+        self.versions: dict[PersonId, int] = {}  # highest stored version a person absorbed
         self._max_bytes = max_properties_bytes
         self._new_person_id = new_person_id
 
-    def person(self, person_id: uuid.UUID) -> Person:
+    def person(self, person_id: PersonId) -> Person:
         if person_id not in self.persons:
             self.persons[person_id] = self.stored[person_id].copy()
         return self.persons[person_id]
@@ -155,7 +160,7 @@ class Walk:
             person_id = self.ids.get(key)
             if person_id is None:
                 return Outcome(personless_id(project_id, distinct_id), {})
-            return Outcome(person_id, dict(self.person(person_id).properties))
+            return Outcome(person_id, self.person(person_id).properties)
         refused: list[tuple[str, str]] = []
         merged = None
         link = link_of(event)
@@ -178,7 +183,7 @@ class Walk:
                 else:
                     person.properties = new
                     self.changed.add(person.id)
-        return Outcome(person.id, dict(person.properties), refused, merged)
+        return Outcome(person.id, person.properties, refused, merged)
 
     def _get_or_create(self, key: Key, event: Mapping[str, Any]) -> Person:
         person_id = self.ids.get(key)

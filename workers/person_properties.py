@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Properties = dict[str, Any]
-Update = Callable[[Properties], None]  # mutates a copy of the person's properties
+Update = tuple[str, Any]  # (operation, its argument), applied in list order
 
 
 def updates_of(event: Mapping[str, Any]) -> list[Update]:
@@ -21,14 +21,13 @@ def updates_of(event: Mapping[str, Any]) -> list[Update]:
     updates: list[Update] = []
     set_once = _merged_objects(event.get("set_once"), properties.get("$set_once"))
     if set_once:
-        updates.append(lambda p: _set_once(p, set_once))
+        updates.append(("$setOnce", set_once))
     to_set = _merged_objects(event.get("set"), properties.get("$set"))
     if to_set:
-        updates.append(lambda p: p.update(to_set))
+        updates.append(("$set", to_set))
     unset = properties.get("$unset")
     if isinstance(unset, list) and unset:
-        keys = [k for k in unset if isinstance(k, str)]
-        updates.append(lambda p: _unset(p, keys))
+        updates.append(("$unset", {k: None for k in unset if isinstance(k, str)}))
     user_properties = event.get("user_properties")
     if isinstance(user_properties, dict) and user_properties:
         updates.extend(_amplitude(user_properties))
@@ -36,13 +35,34 @@ def updates_of(event: Mapping[str, Any]) -> list[Update]:
 
 
 def apply(properties: Properties, updates: list[Update]) -> Properties | None:
-    """The new properties, or None when the updates change nothing (then nothing is written)."""
-    if not updates:
+    """The new properties, or None when the updates change nothing (then nothing is written).
+
+    Copy on first change: the common case, a `$set_once` of keys already set, costs a lookup per key.
+    """
+    current = properties
+    for operation, values in updates:
+        if operation == "$setOnce":
+            if all(k in current for k in values):
+                continue
+        elif operation == "$set":
+            if all(k in current and _same(current[k], v) for k, v in values.items()):
+                continue
+        elif operation == "$unset" and not any(k in current for k in values):
+            continue
+        if current is properties:
+            current = dict(properties)
+        _OPERATIONS[operation](current, values)
+    if current is properties or (current == properties and _same_types(current, properties)):
         return None
-    result = dict(properties)
-    for update in updates:
-        update(result)
-    return None if result == properties else result
+    return current
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _same_types(a: Properties, b: Properties) -> bool:
+    return all(type(a[k]) is type(b[k]) for k in a)
 
 
 def _merged_objects(top: object, inner: object) -> Properties:
@@ -65,29 +85,25 @@ def _unset(properties: Properties, keys: list[str]) -> None:
 
 def _amplitude(user_properties: dict[str, Any]) -> list[Update]:
     plain = {k: v for k, v in user_properties.items() if not k.startswith("$")}
-    operations = {k: v for k, v in user_properties.items() if k.startswith("$")}
     updates: list[Update] = []
-    if operations.get("$clearAll"):
-        updates.append(lambda p: p.clear())
+    if user_properties.get("$clearAll"):
+        updates.append(("$clearAll", {}))
     for name in ("$setOnce", "$set", "$add", "$append", "$prepend", "$unset", "$remove"):
-        values = operations.get(name)
+        values = user_properties.get(name)
         if isinstance(values, dict) and values:
-            updates.append(_AMPLITUDE_OPERATIONS[name](values))
+            updates.append((name, values))
     if plain:
-        updates.append(lambda p: p.update(plain))
+        updates.append(("$set", plain))
     return updates
 
 
-def _add(values: Properties) -> Update:
-    def update(properties: Properties) -> None:
-        for key, amount in values.items():
-            amount = _number(amount)
-            if amount is None:
-                continue
-            current = _number(properties.get(key))
-            properties[key] = (current or 0) + amount
-
-    return update
+def _add(properties: Properties, values: Properties) -> None:
+    for key, amount in values.items():
+        amount = _number(amount)
+        if amount is None:
+            continue
+        current = _number(properties.get(key))
+        properties[key] = (current or 0) + amount
 
 
 def _number(value: object) -> int | float | None:
@@ -112,38 +128,30 @@ def _as_list(value: object) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _append(values: Properties) -> Update:
-    def update(properties: Properties) -> None:
-        for key, value in values.items():
-            properties[key] = _as_list(properties.get(key)) + _as_list(value)
-
-    return update
+def _append(properties: Properties, values: Properties) -> None:
+    for key, value in values.items():
+        properties[key] = _as_list(properties.get(key)) + _as_list(value)
 
 
-def _prepend(values: Properties) -> Update:
-    def update(properties: Properties) -> None:
-        for key, value in values.items():
-            properties[key] = _as_list(value) + _as_list(properties.get(key))
-
-    return update
+def _prepend(properties: Properties, values: Properties) -> None:
+    for key, value in values.items():
+        properties[key] = _as_list(value) + _as_list(properties.get(key))
 
 
-def _remove(values: Properties) -> Update:
-    def update(properties: Properties) -> None:
-        for key, value in values.items():
-            if key in properties:
-                gone = _as_list(value)
-                properties[key] = [item for item in _as_list(properties[key]) if item not in gone]
-
-    return update
+def _remove(properties: Properties, values: Properties) -> None:
+    for key, value in values.items():
+        if key in properties:
+            gone = _as_list(value)
+            properties[key] = [item for item in _as_list(properties[key]) if item not in gone]
 
 
-_AMPLITUDE_OPERATIONS: dict[str, Callable[[Properties], Update]] = {
-    "$setOnce": lambda values: lambda p: _set_once(p, values),
-    "$set": lambda values: lambda p: p.update(values),
+_OPERATIONS: dict[str, Callable[[Properties, Properties], None]] = {
+    "$setOnce": _set_once,
+    "$set": dict.update,
     "$add": _add,
     "$append": _append,
     "$prepend": _prepend,
-    "$unset": lambda values: lambda p: _unset(p, list(values)),
+    "$unset": lambda p, values: _unset(p, list(values)),
     "$remove": _remove,
+    "$clearAll": lambda p, _: p.clear(),
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import structlog
 
 from workers.consume import ConsumeLoop, KafkaDeadLetters, LoopConfig
 from workers.enrich import GeoIP, RulesCache, add_user_agent
-from workers.identity import Key, Person, Plan, Walk, junk_reason, link_of
+from workers.identity import Key, Person, PersonId, Plan, Walk, junk_reason, link_of
 from workers.kafka import (
     EVENTS,
     EVENTS_RAW,
@@ -107,8 +106,8 @@ class PersonStore:
         self._pool = pool
         self._max_bytes = max_properties_bytes
         self._cache_size = cache_size
-        self._ids: OrderedDict[Key, uuid.UUID] = OrderedDict()
-        self._persons: dict[uuid.UUID, Person] = {}
+        self._ids: OrderedDict[Key, PersonId] = OrderedDict()
+        self._persons: dict[PersonId, Person] = {}
         self._projects: set[int] = set()
 
     async def known_projects(self, project_ids: set[int]) -> set[int]:
@@ -140,11 +139,9 @@ class PersonStore:
             return walk, outcomes, self._changes(plan, moved, walk)
         raise Conflict(f"batch still conflicted after {MAX_WALKS} attempts")
 
-    async def _load(
-        self, keys: list[Key], fresh: bool
-    ) -> tuple[dict[Key, uuid.UUID], dict[uuid.UUID, Person]]:
-        ids: dict[Key, uuid.UUID] = {}
-        persons: dict[uuid.UUID, Person] = {}
+    async def _load(self, keys: list[Key], fresh: bool) -> tuple[dict[Key, PersonId], dict[PersonId, Person]]:
+        ids: dict[Key, PersonId] = {}
+        persons: dict[PersonId, Person] = {}
         missing: list[Key] = []
         for key in keys:
             person_id = None if fresh else self._ids.get(key)
@@ -169,7 +166,7 @@ class PersonStore:
                 )
             PERSONS_RESOLVE_SECONDS.observe(time.perf_counter() - started)
             for r in rows:
-                person = Person(r["id"], r["project_id"], r["properties"], r["is_identified"], r["created_at"],
+                person = Person(str(r["id"]), r["project_id"], r["properties"], r["is_identified"], r["created_at"],
                                 r["version"])  # fmt: skip
                 ids[(r["project_id"], r["distinct_id"])] = person.id
                 persons[person.id] = person
@@ -187,7 +184,7 @@ class PersonStore:
                         "SELECT id, version FROM persons WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
                         sorted(plan.check_versions),
                     )
-                    found = {r["id"]: r["version"] for r in rows}
+                    found = {str(r["id"]): r["version"] for r in rows}
                     if found != plan.check_versions:
                         raise Conflict("a person changed or was merged away by another worker")
                 if plan.insert_persons:
@@ -258,13 +255,13 @@ class PersonStore:
             if person_id in walk.persons or person_id in self._persons:
                 self._cache_id(key, person_id)
         for r in moved:
-            self._cache_id((r["project_id"], r["distinct_id"]), r["person_id"])
+            self._cache_id((r["project_id"], r["distinct_id"]), str(r["person_id"]))
 
     def forget(self) -> None:
         self._ids.clear()
         self._persons.clear()
 
-    def _cache_id(self, key: Key, person_id: uuid.UUID) -> None:
+    def _cache_id(self, key: Key, person_id: PersonId) -> None:
         self._ids[key] = person_id
         self._ids.move_to_end(key)
         while len(self._ids) > self._cache_size:
@@ -275,7 +272,9 @@ class PersonStore:
         persons = [_person_record(p, deleted=False) for p in plan.insert_persons + plan.update_persons]
         persons += [_person_record(p, deleted=True) for p in plan.delete_persons]
         ids = [_id_record(k[0], k[1], person_id, 0) for k, person_id in plan.insert_ids.items()]
-        ids += [_id_record(r["project_id"], r["distinct_id"], r["person_id"], r["version"]) for r in moved]
+        ids += [
+            _id_record(r["project_id"], r["distinct_id"], str(r["person_id"]), r["version"]) for r in moved
+        ]
         PERSONS_CREATED.inc(len(plan.insert_persons))
         return {PERSONS: persons, PERSON_DISTINCT_IDS: ids}
 
@@ -293,7 +292,7 @@ def _person_columns(persons: list[Person]) -> list[list[Any]]:
 
 def _person_record(person: Person, deleted: bool) -> Output:
     value = {
-        "id": str(person.id),
+        "id": person.id,
         "project_id": person.project_id,
         "properties": person.properties,
         "is_identified": person.is_identified,
@@ -301,14 +300,14 @@ def _person_record(person: Person, deleted: bool) -> Output:
         "version": person.version + 1 if deleted else person.version,
         "is_deleted": deleted,
     }
-    return PERSONS, Record(str(person.id).encode(), orjson.dumps(value))
+    return PERSONS, Record(person.id.encode(), orjson.dumps(value))
 
 
-def _id_record(project_id: int, distinct_id: str, person_id: uuid.UUID, version: int) -> Output:
+def _id_record(project_id: int, distinct_id: str, person_id: PersonId, version: int) -> Output:
     value = {
         "project_id": project_id,
         "distinct_id": distinct_id,
-        "person_id": str(person_id),
+        "person_id": person_id,
         "version": version,
         "is_deleted": False,
     }
@@ -352,7 +351,7 @@ def make_process(store: PersonStore, enrichment: Enrichment | None = None):  # t
             return results
         _, outcomes, changes = await store.walk([e for _, e in events])
         for (index, event), outcome in zip(events, outcomes, strict=True):
-            event["person_id"] = str(outcome.person_id)
+            event["person_id"] = outcome.person_id
             event["person_properties"] = outcome.properties
             for reason, detail in outcome.refused:
                 PERSONS_REFUSED.labels(reason).inc()
