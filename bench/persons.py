@@ -169,7 +169,7 @@ async def scenario(name: str, n: int, persons: int, profile: bool, tmp: Path) ->
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             if done >= n:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.25)
         elapsed = time.perf_counter() - first[0]  # type: ignore[index]
         rate = (n - first[1]) / elapsed  # type: ignore[index]
         statements = sample.get("ua_persons_postgres_statements_total", 0)

@@ -62,6 +62,18 @@ class Producer:
     def __init__(self, producer: AIOKafkaProducer, timeout_seconds: float) -> None:
         self._producer = producer
         self._timeout = timeout_seconds
+        self._partitions: dict[tuple[bytes, int], int] = {}  # aiokafka's murmur2 is pure Python: remember
+
+    def _partition(self, key: bytes | None, partitions: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(None, partitions, partitions))
+        cache_key = (key, len(partitions))
+        partition = self._partitions.get(cache_key)
+        if partition is None:
+            if len(self._partitions) >= 200_000:
+                self._partitions.clear()
+            partition = self._partitions[cache_key] = DefaultPartitioner()(key, partitions, partitions)
+        return partition
 
     async def send_all(self, topic: str, records: Sequence[Record]) -> None:
         """Produce every record and wait for all acknowledgements; raise ProduceFailed otherwise.
@@ -85,8 +97,7 @@ class Producer:
         partitions = sorted(await self._producer.partitions_for(topic))
         by_partition: dict[int, list[Record]] = {}
         for record in records:
-            partition = DefaultPartitioner()(record.key, partitions, partitions)
-            by_partition.setdefault(partition, []).append(record)
+            by_partition.setdefault(self._partition(record.key, partitions), []).append(record)
         sends: list[Awaitable[Any]] = []
         for partition, in_partition in by_partition.items():
             batch = self._producer.create_batch()

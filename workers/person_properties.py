@@ -42,10 +42,12 @@ def apply(properties: Properties, updates: list[Update]) -> Properties | None:
     current = properties
     for operation, values in updates:
         if operation == "$setOnce":
-            if all(k in current for k in values):
+            if values.keys() <= current.keys():
                 continue
         elif operation == "$set":
-            if all(k in current and _same(current[k], v) for k, v in values.items()):
+            if values.items() <= current.items() and all(
+                type(current[k]) is type(v) for k, v in values.items()
+            ):
                 continue
         elif operation == "$unset" and not any(k in current for k in values):
             continue
@@ -55,10 +57,6 @@ def apply(properties: Properties, updates: list[Update]) -> Properties | None:
     if current is properties or (current == properties and _same_types(current, properties)):
         return None
     return current
-
-
-def _same(a: object, b: object) -> bool:
-    return type(a) is type(b) and a == b
 
 
 def _same_types(a: Properties, b: Properties) -> bool:
