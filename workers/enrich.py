@@ -86,14 +86,16 @@ def _device_type(user_agent: str, os: str | None, device: str | None, bot: str |
 def add_user_agent(event: Event) -> None:
     """Fill in what the client did not send ($browser and friends) and flag bots (never dropped)."""
     properties = event["properties"]
-    user_agent = next(
-        (v for k in USER_AGENT_PROPERTIES if isinstance(v := properties.get(k), str) and v), None
-    )
-    if user_agent is None:
+    for name in USER_AGENT_PROPERTIES:
+        user_agent = properties.get(name)
+        if isinstance(user_agent, str) and user_agent:
+            break
+    else:
         return
     described = describe_user_agent(user_agent[:1024])
-    for key, value in described.properties.items():
-        properties.setdefault(key, value)
+    if not described.properties.keys() <= properties.keys():
+        for key, value in described.properties.items():
+            properties.setdefault(key, value)
     if described.bot is not None:
         properties["$is_bot"] = True
         properties["$bot_name"] = described.bot
