@@ -86,7 +86,11 @@ class Producer:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                await asyncio.gather(*[await pending for pending in await self._batches(topic, records)])
+                futures = [await pending for pending in await self._batches(topic, records)]
+                outcomes = await asyncio.gather(*futures, return_exceptions=True)  # every error retrieved
+            failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failed is not None:
+                raise failed
         except (KafkaError, TimeoutError, OSError) as exc:
             KAFKA_PRODUCE_ERRORS.labels(topic).inc()
             raise ProduceFailed(f"{type(exc).__name__}: {exc}") from exc

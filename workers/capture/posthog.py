@@ -7,6 +7,7 @@ events, or one event object. The token comes from the envelope, else from an eve
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,9 +61,12 @@ def normalize(
     """Every event normalized, or `Rejected` (400) listing each bad one: a batch is all or nothing."""
     events: list[Event] = []
     errors: list[EventError] = []
+    times = {received_at: iso(received_at)}  # the request's own times, formatted once
+    if env.sent_at is not None:
+        times[env.sent_at] = iso(env.sent_at)
     for index, raw in enumerate(env.events):
         try:
-            events.append(_event(raw, env.sent_at, project_id, token, received_at, ip))
+            events.append(_event(raw, env.sent_at, project_id, token, received_at, ip, times))
         except InvalidField as exc:
             errors.append(EventError(index, exc.field, exc.reason, exc.kind))
     if errors:
@@ -88,6 +92,7 @@ def _event(
     token: str,
     received_at: datetime,
     ip: str | None,
+    times: dict[datetime, str],
 ) -> Event:
     if not isinstance(raw, dict):
         raise InvalidField("event", "an event must be a JSON object")
@@ -117,8 +122,8 @@ def _event(
         "project_id": project_id,
         "token": token,
         "timestamp": iso(timestamp),
-        "received_at": iso(received_at),
-        "sent_at": iso(sent_at) if sent_at else None,
+        "received_at": times[received_at],
+        "sent_at": (times.get(sent_at) or iso(sent_at)) if sent_at else None,
         "ip": ip,
         "properties": properties,
         "set": object_or_none(_first(raw.get("$set"), properties.get("$set")), "$set"),
@@ -141,12 +146,17 @@ def _timestamp(raw: dict[str, Any], properties: dict[str, Any]) -> datetime | No
 def _uuid(value: object) -> str:
     if value is None:
         return str(uuid.uuid4())
+    if isinstance(value, str) and _CANONICAL_UUID.match(value):
+        return value
     if isinstance(value, str):
         try:
             return str(uuid.UUID(value))
         except ValueError:
             pass
     raise InvalidField("uuid", f"{value!r} is not a valid UUID")
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _first(*values: object) -> object:
