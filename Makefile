@@ -24,6 +24,7 @@ format: setup
 
 bench: setup
 	.venv/bin/python bench/capture.py
+	.venv/bin/python bench/persons.py --profile
 
 clean: down
 	rm -rf var
