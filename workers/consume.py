@@ -62,6 +62,9 @@ class LoopConfig:
     retry_attempts: int
     retry_backoff_seconds: float
     poll_seconds: float = 0.5  # how long one poll may wait; bounds how fast a stop is noticed
+    # write and commit a batch while the next one is polled and processed: only for a `process` without
+    # side effects (the writer), since a later batch's process would run before an earlier batch is durable
+    overlap_writes: bool = False
 
 
 def dead_letter_record(message: Message, dead: DeadLetter, stage: str, now: datetime) -> Record:
@@ -111,6 +114,7 @@ class ConsumeLoop(Generic[T]):
         self._deadline = 0.0
         self._lock = asyncio.Lock()
         self._consumer: Consumer | None = None
+        self._writing: asyncio.Task[None] | None = None
 
     async def run(self, consumer: Consumer, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set, then flush and commit what was taken."""
@@ -128,22 +132,40 @@ class ConsumeLoop(Generic[T]):
                 self._pending.extend(messages)
                 full = len(self._pending) >= config.max_messages
                 if self._pending and (full or self._clock() >= self._deadline):
-                    await self._flush_locked()
+                    await self._flush_locked(settle=not config.overlap_writes)
         await self.flush()
 
     async def flush(self) -> None:
         """Process, write and commit everything taken so far (also called on partition revocation)."""
         async with self._lock:
-            await self._flush_locked()
+            await self._flush_locked(settle=True)
 
-    async def _flush_locked(self) -> None:
-        if not self._pending or self._consumer is None:
-            return
-        batch, stage = self._pending, self._config.stage
-        started = time.perf_counter()
-        results = await self._retry("process", lambda: self._process(batch))
-        if len(results) != len(batch):
-            raise BatchFailed(f"{stage}: process returned {len(results)} results for {len(batch)} messages")
+    async def _flush_locked(self, settle: bool) -> None:
+        """Process the pending batch, then write and commit it. With `settle=False` the write and commit
+        run on while the loop polls the next batch; batches still commit one after the other, in order."""
+        if self._pending and self._consumer is not None:
+            batch, stage = self._pending, self._config.stage
+            self._pending = []
+            started = time.perf_counter()
+            results = await self._retry("process", lambda: self._process(batch))
+            if len(results) != len(batch):
+                raise BatchFailed(
+                    f"{stage}: process returned {len(results)} results for {len(batch)} messages"
+                )
+            await self._settle()
+            self._writing = asyncio.create_task(self._write_and_commit(batch, results, started))
+        if settle:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the batch being written and committed; its failure is ours."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    async def _write_and_commit(self, batch: list[Message], results: list[Result[T]], started: float) -> None:
+        stage, consumer = self._config.stage, self._consumer
+        assert consumer is not None
         outputs = [r.value for r in results if isinstance(r, Ok)]
         dead = [(m, r) for m, r in zip(batch, results, strict=True) if isinstance(r, DeadLetter)]
         if outputs:
@@ -154,9 +176,7 @@ class ConsumeLoop(Generic[T]):
         for m in batch:
             key = (m.topic, m.partition)
             offsets[key] = max(offsets.get(key, 0), m.offset + 1)
-        consumer = self._consumer
         await self._retry("commit", lambda: consumer.commit(offsets))
-        self._pending = []
 
         CONSUMER_COMMITS.labels(stage).inc()
         CONSUMER_BATCH_MESSAGES.labels(stage).observe(len(batch))

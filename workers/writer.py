@@ -200,6 +200,7 @@ async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> N
         settings.writer_batch_max_seconds,
         settings.sink_retry_attempts,
         settings.sink_retry_backoff_seconds,
+        overlap_writes=True,  # to_rows has no side effects; chDB inserts release the GIL
     )
     loop = ConsumeLoop(config, to_rows, TablesSink(ch), KafkaDeadLetters(producer, STAGE))
     consumer = await start_consumer(settings, STAGE, list(TABLES), loop.flush)

@@ -67,14 +67,14 @@ async def echo(batch: list[Message]) -> list[Result[bytes]]:
     return [Ok(m.value) for m in batch]
 
 
-def make_loop(sink, dead, process=echo, max_messages=10, max_seconds=1.0, attempts=3):  # type: ignore[no-untyped-def]
+def make_loop(sink, dead, process=echo, max_messages=10, max_seconds=1.0, attempts=3, overlap=False):  # type: ignore[no-untyped-def]
     clock = FakeClock()
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    config = LoopConfig("test", max_messages, max_seconds, attempts, 0.5)
+    config = LoopConfig("test", max_messages, max_seconds, attempts, 0.5, overlap_writes=overlap)
     return ConsumeLoop(config, process, sink, dead, clock=clock, sleep=sleep), clock, sleeps
 
 
@@ -215,3 +215,41 @@ def test_dead_letter_record_keeps_the_original_bytes_and_says_where_they_came_fr
     assert headers["reason"] == b"invalid_json"
     assert headers["error"] == b"boom"
     assert headers["time"].startswith(b"2026-01-01T00:00:00")
+
+
+class SlowSink(ListSink):
+    """Each write takes a few event-loop turns, so the loop can poll the next batch meanwhile."""
+
+    def __init__(self, fail_on_call: int = 0) -> None:
+        super().__init__()
+        self.fail_on_call = fail_on_call
+        self.started: list[int] = []
+
+    async def write(self, items: Sequence[object]) -> None:
+        self.calls += 1
+        self.started.append(self.calls)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if self.calls == self.fail_on_call:
+            raise ConnectionError("sink down")
+        self.batches.append(list(items))
+
+
+async def test_overlapped_writes_commit_in_order_and_cover_everything() -> None:
+    sink, dead = SlowSink(), ListSink()
+    loop, clock, _ = make_loop(sink, dead, max_messages=10, overlap=True)
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(messages(35), clock, stopping)
+    await loop.run(consumer, stopping)
+    assert [len(b) for b in sink.batches] == [10, 10, 10, 5]
+    assert [c[("events", 0)] for c in consumer.commits] == [10, 20, 30, 35]
+
+
+async def test_overlapped_write_failure_stops_the_loop_before_later_commits() -> None:
+    sink, dead = SlowSink(fail_on_call=2), ListSink()
+    loop, clock, _ = make_loop(sink, dead, max_messages=10, attempts=1, overlap=True)
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(messages(40), clock, stopping)
+    with pytest.raises(BatchFailed, match="sink failed"):
+        await loop.run(consumer, stopping)
+    assert consumer.commits == [{("events", 0): 10}]  # the failed batch and those after it: not committed
