@@ -1,8 +1,11 @@
-"""query: the HTTP API on port 8001. For now the read-only SQL endpoint, `POST /api/sql`.
+"""query: the HTTP API on port 8001.
 
-The statement runs wrapped as a subquery under ClickHouse `readonly=1` with row and time limits, so a
-write, a DDL statement, a second statement or a table function that touches files is refused by
-ClickHouse itself and answered 400; nothing changes.
+`POST /api/sql` (the operator key, DEV_API_KEY): the statement runs wrapped as a subquery under ClickHouse
+`readonly=1` with row and time limits, so a write, a DDL statement, a second statement or a table function
+that touches files is refused by ClickHouse itself and answered 400; nothing changes.
+
+Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
+`GET /api/projects/me`, `POST /api/trends`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
 """
 
 from __future__ import annotations
@@ -11,19 +14,26 @@ import asyncio
 import hmac
 import time
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
 import orjson
 import structlog
 from aiohttp import web
 
+from workers import trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
+from workers.migrate import migrate_postgres
+from workers.projects import Project, ProjectCache, ensure_project
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 CLICKHOUSE_KEY = web.AppKey("clickhouse", ClickHouse)
+POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+PROJECTS_KEY = web.AppKey("projects", ProjectCache)
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -33,6 +43,92 @@ def _error(status: int, code: str, detail: str) -> web.Response:
 def _authorized(request: web.Request, key: str) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _caller(request: web.Request) -> Project | web.Response:
+    """The project whose API key the request carries, or the 401 (503 when Postgres is down) to send."""
+    key = _bearer(request)
+    if not key:
+        return _error(401, "invalid_api_key", "send Authorization: Bearer <project api key>")
+    try:
+        project = await request.app[PROJECTS_KEY].by_api_key(key)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return _error(503, "postgres_unavailable", str(exc))
+    if project is None:
+        return _error(401, "invalid_api_key", "no project has this API key")
+    return project
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise trends.BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _project_json(project: Project) -> dict[str, Any]:
+    return {"id": project.id, "name": project.name, "api_token": project.api_token,
+            "api_key": project.api_key, "timezone": project.timezone}  # fmt: skip
+
+
+async def projects_me(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    return web.json_response(_project_json(project))
+
+
+async def create_project(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    if not hmac.compare_digest(_bearer(request).encode(), settings.admin_api_key.encode()):
+        return _error(401, "invalid_admin_key", "send Authorization: Bearer <ADMIN_API_KEY>")
+    try:
+        body = await _json_body(request)
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_json", str(exc))
+    name = body.get("name") if isinstance(body, dict) else None
+    timezone = body.get("timezone", "UTC") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        return _error(400, "invalid_name", "name: required, 1 to 200 characters")
+    try:
+        ZoneInfo(timezone) if isinstance(timezone, str) and timezone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        timezone = None
+    if not isinstance(timezone, str) or not timezone:
+        return _error(400, "invalid_timezone", "timezone: an IANA time zone name, e.g. Europe/Berlin")
+    project = await ensure_project(request.app[POOL_KEY], name.strip(), timezone=timezone)
+    return web.json_response(_project_json(project), status=201)
+
+
+async def trends_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
+    try:
+        q = trends.parse_request(await _json_body(request))
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
+    result = []
+    try:
+        for series in q.series:
+            statement, params = trends.sql_for(q, series, project.id, project.timezone)
+            rows = await ch.query(statement, params, settings=limits)
+            labels, values = trends.series_values(q, rows, project.timezone)
+            result.append(
+                {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
+            )
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+    return web.json_response({"series": result})
 
 
 def readonly_sql(statement: str, max_rows: int) -> str:
@@ -94,18 +190,28 @@ async def _measure(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
-def create_app(settings: Settings, ch: ClickHouse) -> web.Application:
+def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Application:
     app = web.Application(middlewares=[_measure], client_max_size=1024 * 1024)
     app[SETTINGS_KEY] = settings
     app[CLICKHOUSE_KEY] = ch
+    app[POOL_KEY] = pool
+    app[PROJECTS_KEY] = ProjectCache(pool, settings.project_cache_seconds)
     app.router.add_post("/api/sql", sql)
+    app.router.add_get("/api/projects/me", projects_me)
+    app.router.add_post("/api/projects", create_project)
+    app.router.add_post("/api/trends", trends_endpoint)
     return app
 
 
 async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> None:
-    runner = web.AppRunner(create_app(settings, ch), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.query_host, settings.query_port).start()
-    log.info("query_api_listening", host=settings.query_host, port=settings.query_port)
-    await stopping.wait()
-    await runner.cleanup()
+    await migrate_postgres(settings.postgres_dsn)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=4)
+    runner = web.AppRunner(create_app(settings, ch, pool), access_log=None)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.query_host, settings.query_port).start()
+        log.info("query_api_listening", host=settings.query_host, port=settings.query_port)
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
+        await pool.close()

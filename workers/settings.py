@@ -89,6 +89,7 @@ class Settings:
     query_max_rows: int
     query_max_seconds: float
     dev_api_key: str
+    admin_api_key: str
     dev_token: str
     metrics_host: str
     capture_metrics_port: int
@@ -143,6 +144,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "query_max_rows": ("10000", _int(1, 10_000_000)),
     "query_max_seconds": ("30", _float(0.1, 3600)),
     "dev_api_key": ("dev-api-key", _nonempty),
+    "admin_api_key": ("dev-admin-key", _nonempty),
     "dev_token": ("dev-token", _nonempty),
     "metrics_host": ("127.0.0.1", _nonempty),
     "capture_metrics_port": ("9100", _port),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -15,7 +16,7 @@ from workers.migrate import migrate_clickhouse
 from workers.query import create_app
 from workers.settings import Settings
 
-pytestmark = pytest.mark.clickhouse
+pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 KEY = "query-test-key"
 
 
@@ -31,10 +32,14 @@ async def ch(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClickHou
 
 
 @pytest.fixture(scope="module")
-async def client(ch: ClickHouse, make_settings: Callable[..., Settings]) -> AsyncIterator[TestClient]:
+async def client(
+    ch: ClickHouse, pg_dsn: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[TestClient]:
     settings = make_settings(dev_api_key=KEY, query_max_rows=5)
-    async with TestClient(TestServer(create_app(settings, ch))) as test_client:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    async with TestClient(TestServer(create_app(settings, ch, pool))) as test_client:
         yield test_client
+    await pool.close()
 
 
 async def post(

@@ -1,0 +1,246 @@
+"""Trends and project endpoints over chDB and Postgres, against an independent Python computation."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from workers.clickhouse import ClickHouse, connect
+from workers.migrate import migrate_clickhouse
+from workers.projects import Project, ensure_project
+from workers.query import create_app
+from workers.settings import Settings
+from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS
+
+pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
+TZ = "America/New_York"  # daylight saving time ends on 2026-11-01, inside the range
+ADMIN = "trends-admin-key"
+HOSTILE = ["'; DROP TABLE events; --", "\\' OR 1=1 --", "{project_id:UInt64}", "x\x00y", "ü\"'`"]
+
+
+class World:
+    def __init__(self, ch: ClickHouse, a: Project, b: Project) -> None:
+        self.ch, self.a, self.b = ch, a, b
+        self.events: list[dict[str, Any]] = []  # what was stored, duplicates included
+        self.person_of: dict[tuple[int, str], str] = {}
+
+
+def row(project_id: int, event: str, distinct_id: str, person_id: str, when: datetime, props: dict[str, Any],
+        event_uuid: str | None = None) -> tuple[Any, ...]:  # fmt: skip
+    return (event_uuid or str(uuid.uuid4()), project_id, event, distinct_id, person_id, "{}", when,
+            orjson.dumps(props).decode(), "", "", "", "web", None, when)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    ch = await connect(f"chdb://{tmp_path_factory.mktemp('trends')}/chdb")
+    await migrate_clickhouse(ch)
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    a = await ensure_project(pool, "trends-a", api_token=f"ta-{uuid.uuid4().hex}", timezone=TZ)
+    b = await ensure_project(pool, "trends-b", api_token=f"tb-{uuid.uuid4().hex}")
+    await pool.close()
+    w = World(ch, a, b)
+    rng = random.Random(7)
+    rows, ids = [], []
+    start = datetime(2026, 10, 28, tzinfo=UTC)
+    for project in (a, b):
+        persons = {f"user-{n}": str(uuid.uuid4()) for n in range(40)}
+        # user-0 .. user-9 were merged into user-10 .. user-19: the event says the old person,
+        # person_distinct_ids the new one (higher version)
+        for n in range(10):
+            old, new = persons[f"user-{n}"], persons[f"user-{n + 10}"]
+            ids.append((project.id, f"user-{n}", old, 0, 0))
+            ids.append((project.id, f"user-{n}", new, 1, 0))
+            w.person_of[(project.id, f"user-{n}")] = new
+        for n in range(10, 40):
+            ids.append((project.id, f"user-{n}", persons[f"user-{n}"], 0, 0))
+            w.person_of[(project.id, f"user-{n}")] = persons[f"user-{n}"]
+        for _ in range(1500):
+            who = f"user-{rng.randrange(40)}" if rng.random() < 0.9 else f"anon-{rng.randrange(30)}"
+            person = persons.get(who) or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project.id}:{who}"))
+            when = start + timedelta(seconds=rng.randrange(9 * 86400))
+            event = rng.choice(["$pageview", "$pageview", "signed_up", "purchase"])
+            props = {"plan": rng.choice(["free", "pro", "team"]), "amount": rng.randrange(1, 100),
+                     "$current_url": f"https://shop.example/{rng.choice(['a', 'b', HOSTILE[0]])}"}  # fmt: skip
+            if rng.random() < 0.1:
+                props.pop("amount")
+            r = row(project.id, event, who, person, when, props)
+            rows.append(r)
+            w.events.append({"uuid": r[0], "project_id": project.id, "event": event, "distinct_id": who,
+                             "person_id": person, "timestamp": when, "properties": props})  # fmt: skip
+            if rng.random() < 0.05:  # a redelivered event: same uuid, stored twice
+                rows.append(r)
+    await ch.insert("events", EVENT_COLUMNS, rows)
+    await ch.insert("person_distinct_ids", DISTINCT_ID_COLUMNS, ids)
+    yield w
+    await ch.close()
+
+
+@pytest.fixture(scope="module")
+async def client(
+    world: World, pg_dsn: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[TestClient]:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    settings = make_settings(admin_api_key=ADMIN)
+    async with TestClient(TestServer(create_app(settings, world.ch, pool))) as test_client:
+        yield test_client
+    await pool.close()
+
+
+async def trends(client: TestClient, key: str, body: dict[str, Any]) -> tuple[int, Any]:
+    response = await client.post("/api/trends", json=body, headers={"Authorization": f"Bearer {key}"})
+    return response.status, await response.json()
+
+
+def expected(
+    w: World, project: Project, body: dict[str, Any], matches: Callable[[dict[str, Any]], bool]
+) -> list[float]:
+    """The definitions computed directly: one event per uuid, persons after merges, local days."""
+    tz = ZoneInfo(project.timezone)
+    first, last = date.fromisoformat(body["date_from"]), date.fromisoformat(body["date_to"])
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    seen: set[str] = set()
+    events: dict[date, int] = defaultdict(int)
+    persons: dict[date, set[str]] = defaultdict(set)
+    amounts: dict[date, list[float]] = defaultdict(list)
+    for e in w.events:
+        if e["uuid"] in seen or e["project_id"] != project.id or e["event"] != body["events"][0]["event"]:
+            continue
+        seen.add(e["uuid"])
+        day = e["timestamp"].astimezone(tz).date()
+        if not first <= day <= last or not matches(e["properties"]):
+            continue
+        events[day] += 1
+        persons[day].add(w.person_of.get((project.id, e["distinct_id"]), e["person_id"]))
+        if "amount" in e["properties"]:
+            amounts[day].append(e["properties"]["amount"])
+    measure = body.get("measure", "uniques")
+    if measure == "totals":
+        return [events[d] for d in days]
+    if measure == "uniques":
+        return [len(persons[d]) for d in days]
+    if measure == "average":
+        return [round(events[d] / len(persons[d]), 6) if persons[d] else 0 for d in days]
+    if measure == "sum":
+        return [sum(amounts[d]) for d in days]
+    return [round(sum(amounts[d]) / len(amounts[d]), 6) if amounts[d] else 0 for d in days]
+
+
+RANGE = {"date_from": "2026-10-29", "date_to": "2026-11-04", "interval": "day"}
+
+
+@pytest.mark.parametrize("measure", ["uniques", "totals", "average", "sum", "avg"])
+async def test_daily_measures_equal_the_definitions(client: TestClient, world: World, measure: str) -> None:
+    body = {"events": [{"event": "$pageview"}], "measure": measure, "property": "amount", **RANGE}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    [series] = answer["series"]
+    assert series["labels"] == [f"2026-10-{d}" for d in (29, 30, 31)] + [f"2026-11-0{d}" for d in range(1, 5)]
+    assert series["values"] == pytest.approx(expected(world, world.a, body, lambda p: True))
+
+
+@pytest.mark.parametrize(
+    ("filters", "matches"),
+    [
+        ([{"property": "plan", "op": "eq", "value": "pro"}], lambda p: p["plan"] == "pro"),
+        ([{"property": "plan", "op": "neq", "value": "pro"}], lambda p: p["plan"] != "pro"),
+        ([{"property": "amount", "op": "gte", "value": 50}], lambda p: p.get("amount", -1) >= 50),
+        ([{"property": "amount", "op": "lt", "value": 10}], lambda p: "amount" in p and p["amount"] < 10),
+        (
+            [{"property": "plan", "op": "in", "value": ["free", "team"]}],
+            lambda p: p["plan"] in ("free", "team"),
+        ),
+        (
+            [{"property": "$current_url", "op": "contains", "value": "DROP"}],
+            lambda p: "drop" in p["$current_url"].lower(),
+        ),
+        ([{"property": "amount", "op": "is_not_set"}], lambda p: "amount" not in p),
+        (
+            [{"property": "amount", "op": "is_set"}, {"property": "plan", "op": "eq", "value": "team"}],
+            lambda p: "amount" in p and p["plan"] == "team",
+        ),
+    ],
+)
+async def test_event_filters(
+    client: TestClient, world: World, filters: list[dict[str, Any]], matches: Any
+) -> None:
+    body = {"events": [{"event": "purchase", "filters": filters}], "measure": "totals", **RANGE}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    assert answer["series"][0]["values"] == expected(world, world.a, body, matches)
+
+
+async def test_projects_never_see_each_other(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "$pageview"}], "measure": "totals", **RANGE}
+    _, a = await trends(client, world.a.api_key, body)
+    _, b = await trends(client, world.b.api_key, body)
+    assert a["series"][0]["values"] == expected(world, world.a, body, lambda p: True)
+    assert b["series"][0]["values"] == expected(world, world.b, body, lambda p: True)
+
+
+async def test_hostile_strings_are_data(client: TestClient, world: World) -> None:
+    for text in HOSTILE:
+        body = {
+            "events": [{"event": text, "filters": [{"property": text, "op": "eq", "value": text}]}],
+            **RANGE,
+        }
+        status, answer = await trends(client, world.a.api_key, body)
+        assert status == 200, answer
+        assert set(answer["series"][0]["values"]) == {0}
+    assert (await world.ch.query("SELECT count() > 0 AS ok FROM events"))[0]["ok"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"measure": "median"}, "measure"),
+        ({"interval": "fortnight"}, "interval"),
+        ({"date_from": "2026-11-05"}, "date_to"),
+        ({"date_from": "yesterday"}, "date_from"),
+        ({"date_from": "2020-01-01"}, "date_from..date_to"),
+        ({"events": []}, "events"),
+        ({"events": [{"event": "x", "filters": [{"property": "a", "op": "like", "value": "b"}]}]}, "op"),
+        ({"events": [{"event": "x", "filters": [{"property": "a", "op": "gt", "value": "b"}]}]}, "value"),
+        ({"measure": "sum"}, "property"),
+    ],
+)
+async def test_bad_requests_are_400_naming_the_field(
+    client: TestClient, world: World, change: dict[str, Any], field: str
+) -> None:
+    body = {"events": [{"event": "$pageview"}], "measure": "uniques", **RANGE, **change}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 400 and field in answer["detail"], answer
+
+
+async def test_wrong_key_is_401(client: TestClient) -> None:
+    status, answer = await trends(client, "nope", {"events": [{"event": "x"}], **RANGE})
+    assert status == 401 and answer["code"] == "invalid_api_key"
+
+
+async def test_projects_me_and_create(client: TestClient, world: World) -> None:
+    response = await client.get("/api/projects/me", headers={"Authorization": f"Bearer {world.a.api_key}"})
+    assert response.status == 200 and (await response.json())["timezone"] == TZ
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    response = await client.post(
+        "/api/projects", json={"name": "new", "timezone": "Asia/Kolkata"}, headers=admin
+    )
+    created = await response.json()
+    assert response.status == 201 and created["timezone"] == "Asia/Kolkata" and created["api_key"]
+    response = await client.get("/api/projects/me", headers={"Authorization": f"Bearer {created['api_key']}"})
+    assert (await response.json())["id"] == created["id"]
+    response = await client.post(
+        "/api/projects", json={"name": "x", "timezone": "Mars/Olympus"}, headers=admin
+    )
+    assert response.status == 400 and (await response.json())["code"] == "invalid_timezone"
+    response = await client.post("/api/projects", json={"name": "x"}, headers={"Authorization": "Bearer no"})
+    assert response.status == 401

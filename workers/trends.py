@@ -1,0 +1,251 @@
+"""Trends (Amplitude's event segmentation): a request -> bound ClickHouse SQL -> series.
+
+Pure: `parse_request` validates a request body into a `TrendsQuery` (a 400 names what is wrong), `sql_for`
+writes the statement from `sql/clickhouse/queries/trends.sql` with every value bound as a parameter, and
+`series` shapes the rows. Persons are counted after merges: an event's distinct id maps to its person
+through `person_distinct_ids` (highest version), a distinct id with no row there (a personless event)
+keeps the event's own person id. Each event counts once (`events FINAL`: one row per uuid). Buckets are
+in the project's time zone; `date_to` is inclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+QUERIES = Path(__file__).resolve().parent.parent / "sql" / "clickhouse" / "queries"
+MEASURES = ("uniques", "totals", "average", "sum", "avg")
+INTERVALS = {
+    "hour": "toStartOfHour(timestamp, {tz:String})",
+    "day": "toStartOfDay(timestamp, {tz:String})",
+    "week": "toStartOfWeek(timestamp, 1, {tz:String})",  # weeks start on Monday (ISO)
+    "month": "toStartOfMonth(timestamp, {tz:String})",
+}
+OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "contains", "in", "is_set", "is_not_set")
+MAX_DAYS = 366 * 2
+MAX_EVENTS = 10
+
+
+class BadRequest(ValueError):
+    """A request the API refuses with 400; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    property: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Series:
+    event: str
+    filters: tuple[Filter, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrendsQuery:
+    series: tuple[Series, ...]
+    measure: str
+    interval: str
+    date_from: date
+    date_to: date
+    property: str | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+def _date(body: dict[str, Any], name: str) -> date:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name}: required, as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def _filters(raw: object, where: str) -> tuple[Filter, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest(f"{where}.filters: must be a list")
+    filters = []
+    for n, f in enumerate(raw):
+        if not isinstance(f, dict):
+            raise BadRequest(f"{where}.filters[{n}]: must be an object")
+        prop, op = f.get("property"), f.get("op")
+        if not isinstance(prop, str) or not prop:
+            raise BadRequest(f"{where}.filters[{n}].property: required")
+        if op not in OPS:
+            raise BadRequest(f"{where}.filters[{n}].op: {op!r} is not one of {', '.join(OPS)}")
+        if f.get("type", "event") != "event":
+            raise BadRequest(f"{where}.filters[{n}].type: only 'event' properties are supported so far")
+        value = f.get("value")
+        if op == "in" and not (
+            isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
+        ):
+            raise BadRequest(f"{where}.filters[{n}].value: 'in' needs a list of strings or numbers")
+        if op in ("gt", "gte", "lt", "lte") and not (
+            isinstance(value, int | float) and not isinstance(value, bool)
+        ):
+            raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a number")
+        if op in ("eq", "neq", "contains") and not isinstance(value, str | int | float | bool):
+            raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a string, number or boolean")
+        filters.append(Filter(prop, op, value))
+    return tuple(filters)
+
+
+def parse_request(body: object) -> TrendsQuery:
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    events = body.get("events")
+    if not isinstance(events, list) or not events:
+        raise BadRequest("events: required, a non-empty list of {event, filters?}")
+    if len(events) > MAX_EVENTS:
+        raise BadRequest(f"events: at most {MAX_EVENTS}")
+    series = []
+    for n, item in enumerate(events):
+        if not isinstance(item, dict) or not isinstance(item.get("event"), str) or not item["event"]:
+            raise BadRequest(f"events[{n}].event: required, a string")
+        series.append(Series(item["event"], _filters(item.get("filters"), f"events[{n}]")))
+    measure = body.get("measure", "uniques")
+    if measure not in MEASURES:
+        raise BadRequest(f"measure: {measure!r} is not one of {', '.join(MEASURES)}")
+    prop = body.get("property")
+    if measure in ("sum", "avg") and (not isinstance(prop, str) or not prop):
+        raise BadRequest(f"property: required for measure {measure!r}")
+    interval = body.get("interval", "day")
+    if interval not in INTERVALS:
+        raise BadRequest(f"interval: {interval!r} is not one of {', '.join(INTERVALS)}")
+    date_from, date_to = _date(body, "date_from"), _date(body, "date_to")
+    if date_to < date_from:
+        raise BadRequest("date_to: before date_from")
+    if (date_to - date_from).days > MAX_DAYS:
+        raise BadRequest(f"date_from..date_to: at most {MAX_DAYS} days")
+    if interval == "hour" and (date_to - date_from).days > 31:
+        raise BadRequest("interval: 'hour' covers at most 31 days")
+    if "breakdown" in body:
+        raise BadRequest("breakdown: not supported yet")
+    return TrendsQuery(
+        tuple(series), measure, interval, date_from, date_to, prop if isinstance(prop, str) else None
+    )
+
+
+def bucket_starts(q: TrendsQuery, tz: ZoneInfo) -> list[datetime]:
+    """Every bucket's start, local time, from date_from to date_to inclusive."""
+    starts: list[datetime] = []
+    if q.interval == "hour":
+        moment = datetime.combine(q.date_from, time(), tz)
+        end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+        while moment < end:
+            starts.append(moment)
+            # step in UTC so a DST change gives 23 or 25 hourly buckets, as ClickHouse's do
+            moment = (moment.astimezone(ZoneInfo("UTC")) + timedelta(hours=1)).astimezone(tz)
+        return starts
+    day = q.date_from
+    if q.interval == "week":
+        day -= timedelta(days=day.weekday())
+    if q.interval == "month":
+        day = day.replace(day=1)
+    while day <= q.date_to:
+        starts.append(datetime.combine(day, time(), tz))
+        if q.interval == "day":
+            day += timedelta(days=1)
+        elif q.interval == "week":
+            day += timedelta(days=7)
+        else:
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return starts
+
+
+def label(start: datetime, interval: str) -> str:
+    return start.strftime("%Y-%m-%d %H:00") if interval == "hour" else start.date().isoformat()
+
+
+def _property(n: int, name: str, params: dict[str, Any]) -> str:
+    params[f"p{n}"] = name
+    return f"{{p{n}:String}}"
+
+
+def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]) -> str:
+    clauses = []
+    for n, f in enumerate(filters):
+        key = f"{prefix}_{n}"
+        params[f"{key}_name"] = f.property
+        raw = f"JSONExtractRaw(properties, {{{key}_name:String}})"
+        text = f"JSONExtractString(properties, {{{key}_name:String}})"
+        number = f"JSONExtractFloat(properties, {{{key}_name:String}})"
+        if f.op == "is_set":
+            clauses.append(f"JSONHas(properties, {{{key}_name:String}})")
+        elif f.op == "is_not_set":
+            clauses.append(f"NOT JSONHas(properties, {{{key}_name:String}})")
+        elif f.op in ("gt", "gte", "lt", "lte"):
+            params[key] = float(f.value)
+            sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
+            clauses.append(
+                f"(JSONHas(properties, {{{key}_name:String}}) AND {number} {sign} {{{key}:Float64}})"
+            )
+        elif f.op == "contains":
+            params[key] = str(f.value)
+            clauses.append(f"positionCaseInsensitiveUTF8({text}, {{{key}:String}}) > 0")
+        elif f.op == "in":
+            params[key] = [_as_text(v) for v in f.value]
+            clauses.append(f"({text} IN {{{key}:Array(String)}} OR {raw} IN {{{key}:Array(String)}})")
+        else:  # eq, neq: a string compares to the string value, anything else to its JSON text
+            params[key] = _as_text(f.value)
+            equal = f"({text} = {{{key}:String}} OR {raw} = {{{key}:String}})"
+            clauses.append(
+                equal if f.op == "eq" else f"(JSONHas(properties, {{{key}_name:String}}) AND NOT {equal})"
+            )
+    return " AND ".join(clauses) if clauses else "1"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def sql_for(q: TrendsQuery, series: Series, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+    tz = ZoneInfo(timezone)
+    start = datetime.combine(q.date_from, time(), tz)
+    end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+    params: dict[str, Any] = {
+        "project_id": project_id, "event": series.event, "tz": timezone,
+        "start": start, "end": end, "property": q.property or "",
+    }  # fmt: skip
+    template = (QUERIES / "trends.sql").read_text()
+    statement = template.replace("/*bucket*/", INTERVALS[q.interval]).replace(
+        "/*filters*/", _filter_sql(series.filters, "f", params)
+    )
+    return statement, params
+
+
+def series_values(q: TrendsQuery, rows: list[dict[str, Any]], timezone: str) -> tuple[list[str], list[float]]:
+    tz = ZoneInfo(timezone)
+    starts = bucket_starts(q, tz)
+    labels = [label(s, q.interval) for s in starts]
+    by_label = {
+        label(datetime.fromisoformat(str(r["bucket"])).replace(tzinfo=tz), q.interval): r for r in rows
+    }
+    values: list[float] = []
+    for lab in labels:
+        row = by_label.get(lab)
+        if row is None:
+            values.append(0)
+        elif q.measure == "uniques":
+            values.append(row["persons"])
+        elif q.measure == "totals":
+            values.append(row["events"])
+        elif q.measure == "average":
+            values.append(round(row["events"] / row["persons"], 6) if row["persons"] else 0)
+        elif q.measure == "sum":
+            values.append(row["property_sum"] or 0)
+        else:
+            values.append(round(row["property_avg"], 6) if row["property_avg"] is not None else 0)
+    return labels, values
