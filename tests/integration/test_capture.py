@@ -681,3 +681,35 @@ async def test_amplitude_identify_api_takes_form_updates_as_identify_events(env:
     assert status == 400 and body["code"] == 400
     status, body, _ = await env.post("/identify", data={"api_key": "unknown", "identification": "{}"})
     assert status == 401 and body["code"] == 401
+
+
+async def test_posthog_python_sdk_capture_v1_gets_a_result_per_event(env: Env) -> None:
+    user = uid("v1-user")
+
+    def use_sdk() -> None:
+        client = posthog.Posthog(env.token, host=env.url, capture_mode="v1", max_retries=0)
+        client.capture("v1_event", distinct_id=user, properties={"n": 1, "$set": {"plan": "pro"}})
+        client.capture("v1_event", distinct_id=user, properties={"n": 2})
+        client.flush()
+        client.shutdown()
+
+    await asyncio.to_thread(use_sdk)
+    events = await env.events.wait_for(user, 2)
+    assert sorted(e["properties"]["n"] for e in events) == [1, 2]
+    assert all(e["event"] == "v1_event" and e["protocol"] == "posthog" for e in events)
+
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {"created_at": "2026-11-22T10:00:00Z", "batch": [
+        {"event": "v1_raw", "uuid": good, "distinct_id": user, "timestamp": "2026-11-22T09:59:59Z", "properties": {}},
+        {"event": "v1_raw", "uuid": bad, "timestamp": "2026-11-22T09:59:59Z", "properties": {}},
+    ]}  # fmt: skip
+    status, answer, _ = await env.post(
+        "/i/v1/analytics/events", body, headers={"Authorization": f"Bearer {env.token}"}
+    )
+    assert status == 200
+    assert answer["results"][good] == {"result": "ok"}
+    assert answer["results"][bad]["result"] == "drop" and "distinct_id" in answer["results"][bad]["reason"]
+    status, _, _ = await env.post("/i/v1/analytics/events", body)
+    assert status == 401
+    status, _, _ = await env.post("/i/v1/analytics/events", body, headers={"Authorization": "Bearer nope"})
+    assert status == 401

@@ -64,6 +64,8 @@ def create_app(settings: Settings, producer: EventProducer, projects: ProjectLoo
         app.router.add_post(route, capture.batch)
     for route in ("/identify", "/identify/"):
         app.router.add_post(route, capture.amplitude_identify)
+    for route in ("/i/v1/analytics/events", "/i/v1/analytics/events/"):
+        app.router.add_post(route, capture.posthog_v1)
     for path in ("/flags", "/decide"):
         for route in (path, path + "/"):
             app.router.add_post(route, flags)
@@ -131,6 +133,39 @@ class _Capture:
             return await self._amplitude(request, payload, len(body), received_at, tally)
         except Rejected as rejected:
             return _reject(request, tally, rejected)
+
+    async def posthog_v1(self, request: web.Request) -> web.Response:
+        """Capture v1: the token as a Bearer header, an answer per event (`ok`, or `drop` with a reason)."""
+        tally = _Tally("posthog")
+        received_at = datetime.now(UTC)
+        try:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Rejected(401, "missing_token", "send Authorization: Bearer <project token>")
+            payload = await self._decode(request, await self._read(request))
+            env = posthog.v1_envelope(payload, token.strip())
+            tally.events = len(env.events)
+            project = await self._project(token.strip())
+            outcomes = posthog.normalize_each(
+                env, project.id, project.api_token, received_at, client_ip(request)
+            )
+            events = [o for o in outcomes if not isinstance(o, EventError)]
+            if events:
+                await self._produce(events)
+        except Rejected as rejected:
+            return _reject(request, tally, rejected)
+        results: dict[str, dict[str, str]] = {}
+        for index, (raw, outcome) in enumerate(zip(env.events, outcomes, strict=True)):
+            given = raw.get("uuid") if isinstance(raw, dict) else None
+            key = given if isinstance(given, str) else str(index)
+            if isinstance(outcome, EventError):
+                results[key] = {"result": "drop", "reason": f"{outcome.field}: {outcome.reason}"}
+            else:
+                results[key] = {"result": "ok"}
+        CAPTURE_EVENTS.labels("posthog", "accepted").inc(len(events))
+        if len(events) < len(outcomes):
+            CAPTURE_EVENTS.labels("posthog", "invalid").inc(len(outcomes) - len(events))
+        return _json({"results": results})
 
     async def batch(self, request: web.Request) -> web.Response:
         hint = "posthog" if request.path.endswith("/") else "amplitude"

@@ -59,21 +59,38 @@ def normalize(
     env: Envelope, project_id: int, token: str, received_at: datetime, ip: str | None
 ) -> list[Event]:
     """Every event normalized, or `Rejected` (400) listing each bad one: a batch is all or nothing."""
-    events: list[Event] = []
-    errors: list[EventError] = []
+    outcomes = normalize_each(env, project_id, token, received_at, ip)
+    errors = [o for o in outcomes if isinstance(o, EventError)]
+    if errors:
+        raise Rejected(
+            400, "invalid_events", f"{len(errors)} of {len(env.events)} events are invalid", errors=errors
+        )
+    return outcomes  # type: ignore[return-value]
+
+
+def normalize_each(
+    env: Envelope, project_id: int, token: str, received_at: datetime, ip: str | None
+) -> list[Event | EventError]:
+    """Each event normalized, or the error that says why it cannot be (capture v1 answers per event)."""
+    outcomes: list[Event | EventError] = []
     times = {received_at: iso(received_at)}  # the request's own times, formatted once
     if env.sent_at is not None:
         times[env.sent_at] = iso(env.sent_at)
     for index, raw in enumerate(env.events):
         try:
-            events.append(_event(raw, env.sent_at, project_id, token, received_at, ip, times))
+            outcomes.append(_event(raw, env.sent_at, project_id, token, received_at, ip, times))
         except InvalidField as exc:
-            errors.append(EventError(index, exc.field, exc.reason, exc.kind))
-    if errors:
-        raise Rejected(
-            400, "invalid_events", f"{len(errors)} of {len(env.events)} events are invalid", errors=errors
-        )
-    return events
+            outcomes.append(EventError(index, exc.field, exc.reason, exc.kind))
+    return outcomes
+
+
+def v1_envelope(payload: object, token: str) -> Envelope:
+    """Capture v1 (`POST /i/v1/analytics/events`): `{created_at, batch: [...]}`, the token in the header."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+        raise Rejected(400, "invalid_payload", "the body must be {created_at, batch: [...]}")
+    if not payload["batch"]:
+        raise Rejected(400, "empty_batch", "the request holds no events")
+    return Envelope(token, parse_time_or_none(payload.get("created_at")), payload["batch"])
 
 
 def _token(top: dict[str, Any], events: list[object], query_token: str | None) -> str | None:
