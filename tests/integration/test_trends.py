@@ -244,3 +244,73 @@ async def test_projects_me_and_create(client: TestClient, world: World) -> None:
     assert response.status == 400 and (await response.json())["code"] == "invalid_timezone"
     response = await client.post("/api/projects", json={"name": "x"}, headers={"Authorization": "Bearer no"})
     assert response.status == 401
+
+
+def funnel_reference(
+    w: World, project: Project, steps: list[str], window: int, first: date, last: date
+) -> list[int]:
+    """windowFunnel by hand: per person, the deepest step over every step-1 start inside the range."""
+    tz = ZoneInfo(project.timezone)
+    seen: set[str] = set()
+    by_person: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for e in w.events:
+        if e["uuid"] in seen or e["project_id"] != project.id:
+            continue
+        seen.add(e["uuid"])
+        person = w.person_of.get((project.id, e["distinct_id"]), e["person_id"])
+        by_person[person].append((int(e["timestamp"].timestamp()), e["event"]))
+    reached = [0] * len(steps)
+    for events in by_person.values():
+        events.sort()
+        best = 0
+        for i, (t0, name) in enumerate(events):
+            day = datetime.fromtimestamp(t0, tz).date()
+            if name != steps[0] or not first <= day <= last:
+                continue
+            level = 1
+            for t, other in events[i + 1 :]:
+                if t - t0 > window or level == len(steps):
+                    break
+                if other == steps[level] and t > t0:
+                    level += 1
+            best = max(best, level)
+        for k in range(best):
+            reached[k] += 1
+    return reached
+
+
+@pytest.mark.parametrize("window", [3600, 86400, 3 * 86400])
+async def test_funnel_counts_follow_window_funnel(client: TestClient, world: World, window: int) -> None:
+    steps = ["$pageview", "signed_up", "purchase"]
+    body = {"steps": [{"event": s} for s in steps], "window_seconds": window, **RANGE}
+    response = await client.post(
+        "/api/funnels", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    expected_counts = funnel_reference(world, world.a, steps, window, date(2026, 10, 29), date(2026, 11, 4))
+    assert [s["count"] for s in answer["steps"]] == expected_counts
+    first = expected_counts[0]
+    assert answer["steps"][2]["conversion_from_first"] == pytest.approx(expected_counts[2] / first, abs=1e-6)
+    assert answer["steps"][2]["conversion_from_previous"] == pytest.approx(
+        expected_counts[2] / expected_counts[1]
+    )
+
+
+async def test_funnel_bad_requests(client: TestClient, world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.a.api_key}"}
+    for body, field in [
+        ({"steps": [{"event": "a"}], "window_seconds": 60, **RANGE}, "steps"),
+        ({"steps": [{"event": "a"}, {"event": "b"}], "window_seconds": 0, **RANGE}, "window_seconds"),
+        (
+            {
+                "steps": [{"event": "a"}, {"event": "b"}],
+                "window_seconds": 60,
+                **RANGE,
+                "date_to": "2020-01-01",
+            },
+            "date_to",
+        ),
+    ]:
+        response = await client.post("/api/funnels", json=body, headers=headers)
+        assert response.status == 400 and field in (await response.json())["detail"]

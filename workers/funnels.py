@@ -1,0 +1,89 @@
+"""Funnels: a request -> bound ClickHouse SQL (windowFunnel) -> per-step counts and conversions.
+
+A person reaches step k when they did steps 1..k in order, step k within `window_seconds` of step 1
+(ClickHouse `windowFunnel`, second resolution), step 1 inside the date range (the project's time zone,
+`date_to` inclusive); later steps may fall after `date_to`, within the window. Persons are counted after
+merges and each event once, as in trends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from workers.trends import QUERIES, BadRequest, Series, _date, _filter_sql, _filters
+
+MAX_STEPS = 20
+MAX_WINDOW_SECONDS = 90 * 86400
+
+
+@dataclass(frozen=True)
+class FunnelQuery:
+    steps: tuple[Series, ...]
+    window_seconds: int
+    date_from: Any
+    date_to: Any
+
+
+def parse_request(body: object) -> FunnelQuery:
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    steps = body.get("steps")
+    if not isinstance(steps, list) or len(steps) < 2:
+        raise BadRequest("steps: required, a list of at least 2 {event, filters?}")
+    if len(steps) > MAX_STEPS:
+        raise BadRequest(f"steps: at most {MAX_STEPS}")
+    parsed = []
+    for n, step in enumerate(steps):
+        if not isinstance(step, dict) or not isinstance(step.get("event"), str) or not step["event"]:
+            raise BadRequest(f"steps[{n}].event: required, a string")
+        parsed.append(Series(step["event"], _filters(step.get("filters"), f"steps[{n}]")))
+    window = body.get("window_seconds")
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_SECONDS:
+        raise BadRequest(f"window_seconds: required, an integer from 1 to {MAX_WINDOW_SECONDS}")
+    date_from, date_to = _date(body, "date_from"), _date(body, "date_to")
+    if date_to < date_from:
+        raise BadRequest("date_to: before date_from")
+    if (date_to - date_from).days > 366 * 2:
+        raise BadRequest("date_from..date_to: at most 732 days")
+    if "breakdown" in body:
+        raise BadRequest("breakdown: not supported yet")
+    return FunnelQuery(tuple(parsed), window, date_from, date_to)
+
+
+def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+    tz = ZoneInfo(timezone)
+    start = datetime.combine(q.date_from, time(), tz)
+    end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+    params: dict[str, Any] = {
+        "project_id": project_id, "window": q.window_seconds, "start": start, "end": end,
+        "last": end + timedelta(seconds=q.window_seconds + 1),
+        "events": sorted({s.event for s in q.steps}),
+    }  # fmt: skip
+    conditions = []
+    for n, step in enumerate(q.steps):
+        params[f"step_{n}"] = step.event
+        condition = f"(event = {{step_{n}:String}} AND {_filter_sql(step.filters, f's{n}', params)}"
+        if n == 0:
+            condition += " AND timestamp < {end:DateTime64(6, 'UTC')}"
+        conditions.append(condition + ")")
+    template = (QUERIES / "funnels.sql").read_text()
+    return template.replace("/*steps*/", ", ".join(conditions)), params
+
+
+def steps_result(q: FunnelQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    at_level = {int(r["level"]): int(r["persons"]) for r in rows}
+    counts = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, len(q.steps) + 1)]
+    result = []
+    for k, (step, count) in enumerate(zip(q.steps, counts, strict=True)):
+        first, previous = counts[0], counts[k - 1] if k else counts[0]
+        result.append({
+            "event": step.event,
+            "count": count,
+            "conversion_from_first": round(count / first, 6) if first else 0,
+            "conversion_from_previous": round(count / previous, 6) if previous else 0,
+            "median_seconds_from_previous": None,
+        })  # fmt: skip
+    return result
