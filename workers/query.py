@@ -5,7 +5,7 @@
 that touches files is refused by ClickHouse itself and answered 400; nothing changes.
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
-`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
+`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import funnels, trends
+from workers import funnels, retention, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -152,6 +152,27 @@ async def funnels_endpoint(request: web.Request) -> web.Response:
     return web.json_response({"steps": funnels.steps_result(q, rows)})
 
 
+async def retention_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
+    try:
+        q = retention.parse_request(await _json_body(request))
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    statement, params = retention.sql_for(q, project.id, project.timezone)
+    try:
+        rows = await ch.query(
+            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
+        )
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+    return web.json_response({"cohorts": retention.cohorts(q, rows)})
+
+
 def readonly_sql(statement: str, max_rows: int) -> str:
     body = statement.strip().rstrip(";").strip()
     return f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}"
@@ -222,6 +243,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/projects", create_project)
     app.router.add_post("/api/trends", trends_endpoint)
     app.router.add_post("/api/funnels", funnels_endpoint)
+    app.router.add_post("/api/retention", retention_endpoint)
     return app
 
 

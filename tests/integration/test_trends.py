@@ -314,3 +314,44 @@ async def test_funnel_bad_requests(client: TestClient, world: World) -> None:
     ]:
         response = await client.post("/api/funnels", json=body, headers=headers)
         assert response.status == 400 and field in (await response.json())["detail"]
+
+
+def retention_reference(
+    w: World, project: Project, start: str, returning: str, periods: int, first: date, last: date
+) -> list[dict[str, Any]]:
+    tz = ZoneInfo(project.timezone)
+    seen: set[str] = set()
+    cohort_of: dict[str, date] = {}
+    returns: dict[str, set[date]] = defaultdict(set)
+    for e in sorted(w.events, key=lambda e: e["timestamp"]):
+        if e["uuid"] in seen or e["project_id"] != project.id:
+            continue
+        seen.add(e["uuid"])
+        person = w.person_of.get((project.id, e["distinct_id"]), e["person_id"])
+        day = e["timestamp"].astimezone(tz).date()
+        if e["event"] == start and first <= day <= last and person not in cohort_of:
+            cohort_of[person] = day
+        if returning in ("$any", e["event"]):
+            returns[person].add(day)
+    matrix: dict[date, list[int]] = {}
+    for person, cohort in cohort_of.items():
+        values = matrix.setdefault(cohort, [0] * (periods + 1))
+        values[0] += 1
+        for k in range(1, periods + 1):
+            if cohort + timedelta(days=k) in returns[person]:
+                values[k] += 1
+    return [{"date": d.isoformat(), "size": v[0], "values": v} for d, v in sorted(matrix.items())]
+
+
+@pytest.mark.parametrize("returning", ["purchase", "$any"])
+async def test_daily_retention_matrix(client: TestClient, world: World, returning: str) -> None:
+    body = {"start_event": "signed_up", "return_event": returning, "period": "day", "periods": 4,
+            "date_from": "2026-10-28", "date_to": "2026-11-02"}  # fmt: skip
+    response = await client.post(
+        "/api/retention", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    assert answer["cohorts"] == retention_reference(
+        world, world.a, "signed_up", returning, 4, date(2026, 10, 28), date(2026, 11, 2)
+    )
