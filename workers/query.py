@@ -5,7 +5,7 @@
 that touches files is refused by ClickHouse itself and answered 400; nothing changes.
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
-`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
+`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import funnels, retention, trends
+from workers import funnels, retention, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -173,6 +173,27 @@ async def retention_endpoint(request: web.Request) -> web.Response:
     return web.json_response({"cohorts": retention.cohorts(q, rows)})
 
 
+async def sessions_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
+    try:
+        q = sessions.parse_request(await _json_body(request))
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    statement, params = sessions.sql_for(q, project.id, project.timezone)
+    try:
+        rows = await ch.query(
+            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
+        )
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+    return web.json_response(sessions.result(q, rows, project.timezone))
+
+
 def readonly_sql(statement: str, max_rows: int) -> str:
     body = statement.strip().rstrip(";").strip()
     return f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}"
@@ -244,6 +265,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/trends", trends_endpoint)
     app.router.add_post("/api/funnels", funnels_endpoint)
     app.router.add_post("/api/retention", retention_endpoint)
+    app.router.add_post("/api/sessions", sessions_endpoint)
     return app
 
 

@@ -74,6 +74,8 @@ async def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                      "$current_url": f"https://shop.example/{rng.choice(['a', 'b', HOSTILE[0]])}"}  # fmt: skip
             if rng.random() < 0.1:
                 props.pop("amount")
+            if rng.random() < 0.8:
+                props["$session_id"] = f"s-{who}-{int(when.timestamp()) // 7200}"
             r = row(project.id, event, who, person, when, props)
             rows.append(r)
             w.events.append({"uuid": r[0], "project_id": project.id, "event": event, "distinct_id": who,
@@ -293,7 +295,7 @@ async def test_funnel_counts_follow_window_funnel(client: TestClient, world: Wor
     first = expected_counts[0]
     assert answer["steps"][2]["conversion_from_first"] == pytest.approx(expected_counts[2] / first, abs=1e-6)
     assert answer["steps"][2]["conversion_from_previous"] == pytest.approx(
-        expected_counts[2] / expected_counts[1]
+        expected_counts[2] / expected_counts[1], abs=1e-6
     )
 
 
@@ -355,3 +357,51 @@ async def test_daily_retention_matrix(client: TestClient, world: World, returnin
     assert answer["cohorts"] == retention_reference(
         world, world.a, "signed_up", returning, 4, date(2026, 10, 28), date(2026, 11, 2)
     )
+
+
+def sessions_reference(
+    w: World, project: Project, first: date, last: date, plan: str | None
+) -> dict[str, list[Any]]:
+    tz = ZoneInfo(project.timezone)
+    seen: set[str] = set()
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for e in w.events:
+        if e["uuid"] in seen or e["project_id"] != project.id:
+            continue
+        seen.add(e["uuid"])
+        day = e["timestamp"].astimezone(tz).date()
+        session = e["properties"].get("$session_id")
+        if session and first <= day <= last and (plan is None or e["properties"]["plan"] == plan):
+            times[session].append(e["timestamp"])
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    per_day: dict[date, list[tuple[float, bool]]] = defaultdict(list)
+    for stamps in times.values():
+        per_day[min(stamps).astimezone(tz).date()].append(
+            ((max(stamps) - min(stamps)).total_seconds(), len(stamps) == 1)
+        )
+    return {
+        "labels": [d.isoformat() for d in days],
+        "sessions": [len(per_day[d]) for d in days],
+        "avg_duration_seconds": [
+            sum(x for x, _ in per_day[d]) / len(per_day[d]) if per_day[d] else 0 for d in days
+        ],
+        "bounce_rate": [
+            sum(1 for _, b in per_day[d] if b) / len(per_day[d]) if per_day[d] else 0 for d in days
+        ],
+    }
+
+
+@pytest.mark.parametrize("plan", [None, "pro"])
+async def test_sessions_count_duration_and_bounce(client: TestClient, world: World, plan: str | None) -> None:
+    body: dict[str, Any] = {"interval": "day", "date_from": "2026-10-29", "date_to": "2026-11-04"}
+    if plan:
+        body["filters"] = [{"property": "plan", "op": "eq", "value": plan}]
+    response = await client.post(
+        "/api/sessions", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    want = sessions_reference(world, world.a, date(2026, 10, 29), date(2026, 11, 4), plan)
+    assert answer["labels"] == want["labels"] and answer["sessions"] == want["sessions"]
+    assert answer["avg_duration_seconds"] == pytest.approx(want["avg_duration_seconds"], abs=1e-5)
+    assert answer["bounce_rate"] == pytest.approx(want["bounce_rate"], abs=1e-5)
