@@ -5,7 +5,8 @@
 that touches files is refused by ClickHouse itself and answered 400; nothing changes.
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
-`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
+`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`, `GET /api/events`,
+`GET /api/persons/{distinct_id}`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import funnels, retention, sessions, trends
+from workers import events_api, funnels, retention, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -194,6 +195,66 @@ async def sessions_endpoint(request: web.Request) -> web.Response:
     return web.json_response(sessions.result(q, rows, project.timezone))
 
 
+async def _events_page(request: web.Request, project: Project, distinct_ids: list[str] | None) -> Any:
+    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
+    statement, params, limit = events_api.events_sql(project.id, dict(request.query), distinct_ids)
+    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
+    return events_api.page(await ch.query(statement, params, settings=limits), limit)
+
+
+async def events_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    try:
+        return web.json_response(await _events_page(request, project, None))
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+
+
+async def person_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    distinct_id = request.match_info["distinct_id"]
+    try:
+        async with request.app[POOL_KEY].acquire() as conn:
+            person = await conn.fetchrow(
+                """SELECT p.id, p.properties::text AS properties, p.is_identified, p.created_at, p.version
+                   FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+                   WHERE d.project_id = $1 AND d.distinct_id = $2""",
+                project.id,
+                distinct_id,
+            )
+            ids = [] if person is None else [
+                r["distinct_id"] for r in await conn.fetch(
+                    "SELECT distinct_id FROM person_distinct_ids WHERE person_id = $1 ORDER BY distinct_id",
+                    person["id"],
+                )
+            ]  # fmt: skip
+    except (OSError, asyncpg.PostgresError) as exc:
+        return _error(503, "postgres_unavailable", str(exc))
+    if person is None:
+        return _error(404, "person_not_found", f"no person has the distinct id {distinct_id[:200]!r}")
+    try:
+        events = await _events_page(request, project, ids)
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+    return web.json_response({
+        "id": str(person["id"]), "distinct_ids": ids, "properties": orjson.loads(person["properties"]),
+        "is_identified": person["is_identified"], "created_at": person["created_at"].isoformat(),
+        "version": person["version"], **events,
+    })  # fmt: skip
+
+
 def readonly_sql(statement: str, max_rows: int) -> str:
     body = statement.strip().rstrip(";").strip()
     return f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}"
@@ -266,6 +327,8 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/funnels", funnels_endpoint)
     app.router.add_post("/api/retention", retention_endpoint)
     app.router.add_post("/api/sessions", sessions_endpoint)
+    app.router.add_get("/api/events", events_endpoint)
+    app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
     return app
 
 

@@ -405,3 +405,73 @@ async def test_sessions_count_duration_and_bounce(client: TestClient, world: Wor
     assert answer["labels"] == want["labels"] and answer["sessions"] == want["sessions"]
     assert answer["avg_duration_seconds"] == pytest.approx(want["avg_duration_seconds"], abs=1e-5)
     assert answer["bounce_rate"] == pytest.approx(want["bounce_rate"], abs=1e-5)
+
+
+async def all_pages(client: TestClient, url: str, key: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(url, params=query, headers={"Authorization": f"Bearer {key}"})
+        answer = await response.json()
+        assert response.status == 200, answer
+        events += answer["events"]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            return events
+
+
+async def test_events_newest_first_filtered_and_paged(client: TestClient, world: World) -> None:
+    params = {"event": "purchase", "filters": orjson.dumps([{"property": "plan", "op": "eq", "value": "pro"}]).decode(),
+              "limit": "37"}  # fmt: skip
+    events = await all_pages(client, "/api/events", world.a.api_key, params)
+    unique = {e["uuid"]: e for e in world.events if e["project_id"] == world.a.id}
+    want = [e for e in unique.values() if e["event"] == "purchase" and e["properties"]["plan"] == "pro"]
+    assert sorted(e["uuid"] for e in events) == sorted(e["uuid"] for e in want)
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps, reverse=True)
+    response = await client.get(
+        "/api/events", params={"limit": "0"}, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    assert response.status == 400 and "limit" in (await response.json())["detail"]
+
+
+async def test_person_profile_with_all_ids_and_events(client: TestClient, world: World, pg_dsn: str) -> None:
+    person = world.person_of[(world.a.id, "user-0")]  # user-0 was merged into user-10's person
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO persons (id, project_id, properties, is_identified, version) VALUES ($1, $2, $3, true, 2)",
+            uuid.UUID(person), world.a.id, '{"plan": "team"}',
+        )  # fmt: skip
+        await conn.executemany(
+            "INSERT INTO person_distinct_ids (project_id, distinct_id, person_id, version) VALUES ($1, $2, $3, 1)",
+            [(world.a.id, d, uuid.UUID(person)) for d in ("user-0", "user-10")],
+        )
+    finally:
+        await conn.close()
+    response = await client.get(
+        "/api/persons/user-0", params={"limit": "20"}, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    assert answer["id"] == person and answer["distinct_ids"] == ["user-0", "user-10"]
+    assert answer["properties"] == {"plan": "team"}
+    events = (
+        answer["events"]
+        + await all_pages(
+            client, "/api/persons/user-0", world.a.api_key, {"limit": "20", "cursor": answer["next_cursor"]}
+        )
+        if answer["next_cursor"]
+        else answer["events"]
+    )
+    unique = {
+        e["uuid"]
+        for e in world.events
+        if e["project_id"] == world.a.id and e["distinct_id"] in ("user-0", "user-10")
+    }
+    assert {e["uuid"] for e in events} == unique and len(events) == len(unique)
+    response = await client.get("/api/persons/nobody", headers={"Authorization": f"Bearer {world.a.api_key}"})
+    assert response.status == 404
+    response = await client.get("/api/persons/user-0", headers={"Authorization": f"Bearer {world.b.api_key}"})
+    assert response.status == 404, "another project's person is invisible"
