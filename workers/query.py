@@ -5,7 +5,7 @@
 that touches files is refused by ClickHouse itself and answered 400; nothing changes.
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
-`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`, `GET /api/events`,
+`GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`, `POST /api/paths`, `GET /api/events`,
 `GET /api/persons/{distinct_id}`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
 """
 
@@ -22,7 +22,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import events_api, funnels, retention, sessions, trends
+from workers import events_api, funnels, paths, retention, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -255,6 +255,29 @@ async def person_endpoint(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+async def paths_endpoint(request: web.Request) -> web.Response:
+    project = await _caller(request)
+    if isinstance(project, web.Response):
+        return project
+    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
+    try:
+        q = paths.parse_request(await _json_body(request))
+    except trends.BadRequest as exc:
+        return _error(400, "invalid_request", str(exc))
+    statement, params = paths.sql_for(q, project.id, project.timezone)
+    try:
+        rows = await ch.query(
+            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
+        )
+    except ClickHouseError as exc:
+        return _error(400, "query_error", str(exc))
+    except ClickHouseUnavailable as exc:
+        return _error(503, "clickhouse_unavailable", str(exc))
+    return web.json_response(
+        {"edges": [{"source": r["source"], "target": r["target"], "value": r["value"]} for r in rows]}
+    )
+
+
 def readonly_sql(statement: str, max_rows: int) -> str:
     body = statement.strip().rstrip(";").strip()
     return f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}"
@@ -327,6 +350,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/funnels", funnels_endpoint)
     app.router.add_post("/api/retention", retention_endpoint)
     app.router.add_post("/api/sessions", sessions_endpoint)
+    app.router.add_post("/api/paths", paths_endpoint)
     app.router.add_get("/api/events", events_endpoint)
     app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
     return app

@@ -475,3 +475,47 @@ async def test_person_profile_with_all_ids_and_events(client: TestClient, world:
     assert response.status == 404
     response = await client.get("/api/persons/user-0", headers={"Authorization": f"Bearer {world.b.api_key}"})
     assert response.status == 404, "another project's person is invisible"
+
+
+def paths_reference(
+    w: World, project: Project, start: str | None, steps: int, first: date, last: date
+) -> dict[tuple[str, str], int]:
+    tz = ZoneInfo(project.timezone)
+    unique = {e["uuid"]: e for e in w.events if e["project_id"] == project.id}
+    sessions: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for e in unique.values():
+        session = e["properties"].get("$session_id")
+        if session and first <= e["timestamp"].astimezone(tz).date() <= last:
+            sessions[session].append((e["timestamp"], e["uuid"], e["event"]))
+    edges: dict[tuple[str, str], int] = defaultdict(int)
+    for events in sessions.values():
+        names = [name for _, _, name in sorted(events)]
+        if start is not None:
+            if start not in names:
+                continue
+            names = names[names.index(start) :]
+        names = names[:steps]
+        for i in range(len(names) - 1):
+            edges[(f"{i + 1}_{names[i]}", f"{i + 2}_{names[i + 1]}")] += 1
+    return dict(edges)
+
+
+@pytest.mark.parametrize("start", [None, "signed_up"])
+async def test_paths_edges_count_sessions(client: TestClient, world: World, start: str | None) -> None:
+    body: dict[str, Any] = {"steps": 4, "limit": 1000, "date_from": "2026-10-29", "date_to": "2026-11-04"}
+    if start:
+        body["start_event"] = start
+    response = await client.post(
+        "/api/paths", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    got = {(e["source"], e["target"]): e["value"] for e in answer["edges"]}
+    assert got == paths_reference(world, world.a, start, 4, date(2026, 10, 29), date(2026, 11, 4))
+    values = [e["value"] for e in answer["edges"]]
+    assert values == sorted(values, reverse=True)
+    too_many = {**body, "steps": 11}
+    response = await client.post(
+        "/api/paths", json=too_many, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    assert response.status == 400 and "steps" in (await response.json())["detail"]

@@ -1,0 +1,29 @@
+-- Paths: each session's events in time order (ties by uuid), from its first `start_event` (or its first
+-- event), cut to {steps} events; every step i -> i+1 is an edge "i_<event>" -> "i+1_<event>", valued by
+-- the number of sessions taking it. `/*start*/` is filled in by workers/paths.py; values are {parameters}.
+SELECT
+    concat(toString(i), '_', path[i]) AS source,
+    concat(toString(i + 1), '_', path[i + 1]) AS target,
+    count() AS value
+FROM
+(
+    SELECT arraySlice(events, first, {steps:UInt32}) AS path
+    FROM
+    (
+        SELECT
+            arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupArray((timestamp, event, toString(uuid))))) AS events,
+            /*start*/ AS first
+        FROM events FINAL
+        WHERE project_id = {project_id:UInt64}
+          AND timestamp >= {start:DateTime64(6, 'UTC')}
+          AND timestamp < {end:DateTime64(6, 'UTC')}
+          AND JSONExtractString(properties, '$session_id') != ''
+        GROUP BY JSONExtractString(properties, '$session_id')
+    )
+    WHERE first > 0
+)
+ARRAY JOIN arrayEnumerate(path) AS i
+WHERE i < length(path)
+GROUP BY source, target
+ORDER BY value DESC, source, target
+LIMIT {limit:UInt32}
