@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from workers.trends import QUERIES, BadRequest, _filter_sql, _filters
+from workers.trends import QUERIES, BadRequest, _filter_sql, _filters, event_filters
 
 MAX_LIMIT = 1000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -54,7 +54,9 @@ def events_sql(
     params["limit"] = limit + 1  # one more: is there a next page?
     raw_filters = query.get("filters")
     try:
-        filters = _filters(orjson.loads(raw_filters) if raw_filters else None, "query")
+        filters = event_filters(
+            _filters(orjson.loads(raw_filters) if raw_filters else None, "query"), "query"
+        )
     except orjson.JSONDecodeError:
         raise BadRequest("filters: not a JSON list") from None
     clauses = [_filter_sql(filters, "f", params)]

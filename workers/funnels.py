@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import QUERIES, BadRequest, Series, _date, _filter_sql, _filters
+from workers.trends import QUERIES, BadRequest, Series, _date, _filter_sql, _filters, event_filters
 
 MAX_STEPS = 20
 MAX_WINDOW_SECONDS = 90 * 86400
@@ -39,7 +39,9 @@ def parse_request(body: object) -> FunnelQuery:
     for n, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("event"), str) or not step["event"]:
             raise BadRequest(f"steps[{n}].event: required, a string")
-        parsed.append(Series(step["event"], _filters(step.get("filters"), f"steps[{n}]")))
+        parsed.append(
+            Series(step["event"], event_filters(_filters(step.get("filters"), f"steps[{n}]"), f"steps[{n}]"))
+        )
     window = body.get("window_seconds")
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_SECONDS:
         raise BadRequest(f"window_seconds: required, an integer from 1 to {MAX_WINDOW_SECONDS}")

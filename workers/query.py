@@ -118,13 +118,31 @@ async def trends_endpoint(request: web.Request) -> web.Response:
     limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
     result = []
     try:
+        active = None
+        if q.measure == "active_percent":
+            statement, params = trends.sql_for(q, None, project.id, project.timezone)
+            active = await ch.query(statement, params, settings=limits)
         for series in q.series:
             statement, params = trends.sql_for(q, series, project.id, project.timezone)
             rows = await ch.query(statement, params, settings=limits)
-            labels, values = trends.series_values(q, rows, project.timezone)
-            result.append(
-                {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
-            )
+            if q.measure == "frequency":
+                labels, values = trends.frequency_values(rows)
+                result.append(
+                    {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
+                )
+                continue
+            if q.measure == "distribution":
+                labels, values = trends.distribution_values(rows)
+                result.append(
+                    {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
+                )
+                continue
+            groups = trends.top_breakdown_values(q, rows) if q.breakdown else [""]
+            for value in groups:
+                of_value = [r for r in rows if r["breakdown_value"] == value]
+                labels, values = trends.series_values(q, of_value, project.timezone, active)
+                result.append({"event": series.event, "breakdown_value": value if q.breakdown else None,
+                               "labels": labels, "values": values})  # fmt: skip
     except ClickHouseError as exc:
         return _error(400, "query_error", str(exc))
     except ClickHouseUnavailable as exc:

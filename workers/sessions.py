@@ -22,6 +22,7 @@ from workers.trends import (
     _filter_sql,
     _filters,
     bucket_starts,
+    event_filters,
     label,
 )
 
@@ -47,7 +48,9 @@ def parse_request(body: object) -> SessionsQuery:
         raise BadRequest("date_from..date_to: at most 732 days")
     if interval == "hour" and (date_to - date_from).days > 31:
         raise BadRequest("interval: 'hour' covers at most 31 days")
-    return SessionsQuery(interval, date_from, date_to, _filters(body.get("filters"), "sessions"))
+    return SessionsQuery(
+        interval, date_from, date_to, event_filters(_filters(body.get("filters"), "sessions"), "sessions")
+    )
 
 
 def sql_for(q: SessionsQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:

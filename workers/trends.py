@@ -10,14 +10,15 @@ in the project's time zone; `date_to` is inclusive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 QUERIES = Path(__file__).resolve().parent.parent / "sql" / "clickhouse" / "queries"
-MEASURES = ("uniques", "totals", "average", "sum", "avg")
+MEASURES = ("uniques", "totals", "active_percent", "average", "frequency", "sum", "avg", "distribution")
+FREQUENCY_LABELS = [str(n) for n in range(1, 10)] + ["10+"]
 INTERVALS = {
     "hour": "toStartOfHour(timestamp, {tz:String})",
     "day": "toStartOfDay(timestamp, {tz:String})",
@@ -38,6 +39,14 @@ class Filter:
     property: str
     op: str
     value: Any = None
+    type: str = "event"  # event: the event's properties; person: the person's current properties
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    type: str
+    property: str
+    limit: int
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class TrendsQuery:
     date_from: date
     date_to: date
     property: str | None = None
-    labels: list[str] = field(default_factory=list)
+    breakdown: Breakdown | None = None
 
 
 def _date(body: dict[str, Any], name: str) -> date:
@@ -81,8 +90,9 @@ def _filters(raw: object, where: str) -> tuple[Filter, ...]:
             raise BadRequest(f"{where}.filters[{n}].property: required")
         if op not in OPS:
             raise BadRequest(f"{where}.filters[{n}].op: {op!r} is not one of {', '.join(OPS)}")
-        if f.get("type", "event") != "event":
-            raise BadRequest(f"{where}.filters[{n}].type: only 'event' properties are supported so far")
+        kind = f.get("type", "event")
+        if kind not in ("event", "person"):
+            raise BadRequest(f"{where}.filters[{n}].type: {kind!r} is not one of event, person")
         value = f.get("value")
         if op == "in" and not (
             isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
@@ -94,8 +104,16 @@ def _filters(raw: object, where: str) -> tuple[Filter, ...]:
             raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a number")
         if op in ("eq", "neq", "contains") and not isinstance(value, str | int | float | bool):
             raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a string, number or boolean")
-        filters.append(Filter(prop, op, value))
+        filters.append(Filter(prop, op, value, kind))
     return tuple(filters)
+
+
+def event_filters(filters: tuple[Filter, ...], where: str) -> tuple[Filter, ...]:
+    """For endpoints whose SQL has no person properties: a person filter is a 400, not a SQL error."""
+    for n, f in enumerate(filters):
+        if f.type != "event":
+            raise BadRequest(f"{where}.filters[{n}].type: only event properties can filter here")
+    return filters
 
 
 def parse_request(body: object) -> TrendsQuery:
@@ -115,7 +133,7 @@ def parse_request(body: object) -> TrendsQuery:
     if measure not in MEASURES:
         raise BadRequest(f"measure: {measure!r} is not one of {', '.join(MEASURES)}")
     prop = body.get("property")
-    if measure in ("sum", "avg") and (not isinstance(prop, str) or not prop):
+    if measure in ("sum", "avg", "distribution") and (not isinstance(prop, str) or not prop):
         raise BadRequest(f"property: required for measure {measure!r}")
     interval = body.get("interval", "day")
     if interval not in INTERVALS:
@@ -127,11 +145,25 @@ def parse_request(body: object) -> TrendsQuery:
         raise BadRequest(f"date_from..date_to: at most {MAX_DAYS} days")
     if interval == "hour" and (date_to - date_from).days > 31:
         raise BadRequest("interval: 'hour' covers at most 31 days")
-    if "breakdown" in body:
-        raise BadRequest("breakdown: not supported yet")
     return TrendsQuery(
-        tuple(series), measure, interval, date_from, date_to, prop if isinstance(prop, str) else None
-    )
+        tuple(series), measure, interval, date_from, date_to, prop if isinstance(prop, str) else None,
+        _breakdown(body.get("breakdown")),
+    )  # fmt: skip
+
+
+def _breakdown(raw: object) -> Breakdown | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest("breakdown: must be an object {type, property, limit}")
+    kind, prop, limit = raw.get("type", "event"), raw.get("property"), raw.get("limit", 10)
+    if kind not in ("event", "person"):
+        raise BadRequest(f"breakdown.type: {kind!r} is not one of event, person")
+    if not isinstance(prop, str) or not prop:
+        raise BadRequest("breakdown.property: required")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+        raise BadRequest("breakdown.limit: an integer from 1 to 100")
+    return Breakdown(kind, prop, limit)
 
 
 def bucket_starts(q: TrendsQuery, tz: ZoneInfo) -> list[datetime]:
@@ -174,20 +206,20 @@ def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]
     clauses = []
     for n, f in enumerate(filters):
         key = f"{prefix}_{n}"
+        column = "person_properties" if f.type == "person" else "properties"
         params[f"{key}_name"] = f.property
-        raw = f"JSONExtractRaw(properties, {{{key}_name:String}})"
-        text = f"JSONExtractString(properties, {{{key}_name:String}})"
-        number = f"JSONExtractFloat(properties, {{{key}_name:String}})"
+        has = f"JSONHas({column}, {{{key}_name:String}})"
+        raw = f"JSONExtractRaw({column}, {{{key}_name:String}})"
+        text = f"JSONExtractString({column}, {{{key}_name:String}})"
+        number = f"JSONExtractFloat({column}, {{{key}_name:String}})"
         if f.op == "is_set":
-            clauses.append(f"JSONHas(properties, {{{key}_name:String}})")
+            clauses.append(has)
         elif f.op == "is_not_set":
-            clauses.append(f"NOT JSONHas(properties, {{{key}_name:String}})")
+            clauses.append(f"NOT {has}")
         elif f.op in ("gt", "gte", "lt", "lte"):
             params[key] = float(f.value)
             sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
-            clauses.append(
-                f"(JSONHas(properties, {{{key}_name:String}}) AND {number} {sign} {{{key}:Float64}})"
-            )
+            clauses.append(f"({has} AND {number} {sign} {{{key}:Float64}})")
         elif f.op == "contains":
             params[key] = str(f.value)
             clauses.append(f"positionCaseInsensitiveUTF8({text}, {{{key}:String}}) > 0")
@@ -197,9 +229,7 @@ def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]
         else:  # eq, neq: a string compares to the string value, anything else to its JSON text
             params[key] = _as_text(f.value)
             equal = f"({text} = {{{key}:String}} OR {raw} = {{{key}:String}})"
-            clauses.append(
-                equal if f.op == "eq" else f"(JSONHas(properties, {{{key}_name:String}}) AND NOT {equal})"
-            )
+            clauses.append(equal if f.op == "eq" else f"({has} AND NOT {equal})")
     return " AND ".join(clauses) if clauses else "1"
 
 
@@ -211,31 +241,51 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def sql_for(q: TrendsQuery, series: Series, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+def sql_for(
+    q: TrendsQuery, series: Series | None, project_id: int, timezone: str
+) -> tuple[str, dict[str, Any]]:
+    """The statement for one series; `series=None` counts any event, unfiltered (active %'s denominator).
+
+    `frequency` counts per person over the whole range (frequency.sql); `distribution` is the events per
+    value of `property` over the whole range (a breakdown by it, in one bucket)."""
     tz = ZoneInfo(timezone)
     start = datetime.combine(q.date_from, time(), tz)
     end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
-    params: dict[str, Any] = {
-        "project_id": project_id, "event": series.event, "tz": timezone,
-        "start": start, "end": end, "property": q.property or "",
-    }  # fmt: skip
-    template = (QUERIES / "trends.sql").read_text()
-    statement = template.replace("/*bucket*/", INTERVALS[q.interval]).replace(
-        "/*filters*/", _filter_sql(series.filters, "f", params)
-    )
-    return statement, params
+    params: dict[str, Any] = {"project_id": project_id, "tz": timezone, "start": start, "end": end,
+                              "property": q.property or ""}  # fmt: skip
+    event, filters, breakdown = "1", "1", "''"
+    if series is not None:
+        params["event"] = series.event
+        event, filters = "event = {event:String}", _filter_sql(series.filters, "f", params)
+        if q.breakdown is not None:
+            params["breakdown"] = q.breakdown.property
+            column = "person_properties" if q.breakdown.type == "person" else "properties"
+            breakdown = f"JSONExtractString({column}, {{breakdown:String}})"
+        if q.measure == "distribution":
+            breakdown = "JSONExtractRaw(properties, {property:String})"
+    bucket = "toDate('1970-01-01')" if q.measure == "distribution" else INTERVALS[q.interval]
+    template = (QUERIES / ("frequency.sql" if q.measure == "frequency" else "trends.sql")).read_text()
+    for mark, fragment in (("bucket", bucket), ("event", event), ("filters", filters),
+                           ("breakdown", breakdown)):  # fmt: skip
+        template = template.replace(f"/*{mark}*/", fragment)
+    return template, params
 
 
-def series_values(q: TrendsQuery, rows: list[dict[str, Any]], timezone: str) -> tuple[list[str], list[float]]:
+def series_values(
+    q: TrendsQuery, rows: list[dict[str, Any]], timezone: str, active: list[dict[str, Any]] | None = None
+) -> tuple[list[str], list[float]]:
+    """Labels and values of one series (rows of one breakdown value); `active` = rows of any event."""
     tz = ZoneInfo(timezone)
     starts = bucket_starts(q, tz)
     labels = [label(s, q.interval) for s in starts]
-    by_label = {
-        label(datetime.fromisoformat(str(r["bucket"])).replace(tzinfo=tz), q.interval): r for r in rows
-    }
+
+    def by_label(of: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {label(datetime.fromisoformat(str(r["bucket"])).replace(tzinfo=tz), q.interval): r for r in of}
+
+    mine, everyone = by_label(rows), by_label(active or [])
     values: list[float] = []
     for lab in labels:
-        row = by_label.get(lab)
+        row = mine.get(lab)
         if row is None:
             values.append(0)
         elif q.measure == "uniques":
@@ -244,8 +294,34 @@ def series_values(q: TrendsQuery, rows: list[dict[str, Any]], timezone: str) -> 
             values.append(row["events"])
         elif q.measure == "average":
             values.append(round(row["events"] / row["persons"], 6) if row["persons"] else 0)
+        elif q.measure == "active_percent":
+            total = everyone.get(lab, {}).get("persons", 0)
+            values.append(round(100 * row["persons"] / total, 6) if total else 0)
         elif q.measure == "sum":
             values.append(row["property_sum"] or 0)
         else:
             values.append(round(row["property_avg"], 6) if row["property_avg"] is not None else 0)
     return labels, values
+
+
+def top_breakdown_values(q: TrendsQuery, rows: list[dict[str, Any]]) -> list[str]:
+    """The breakdown values with the most events over the range, at most `breakdown.limit`."""
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r["breakdown_value"]] = totals.get(r["breakdown_value"], 0) + int(r["events"])
+    ranked = sorted(totals, key=lambda v: (-totals[v], v))
+    return ranked[: q.breakdown.limit] if q.breakdown else ranked
+
+
+def frequency_values(rows: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
+    counts = {int(r["times"]): int(r["persons"]) for r in rows}
+    return FREQUENCY_LABELS, [counts.get(n, 0) for n in range(1, 11)]
+
+
+def distribution_values(rows: list[dict[str, Any]], limit: int = 100) -> tuple[list[str], list[float]]:
+    """Events per value of the property (its JSON text; unset left out), most common first."""
+    counted = sorted(
+        ((r["breakdown_value"], int(r["events"])) for r in rows if r["breakdown_value"] != ""),
+        key=lambda item: (-item[1], item[0]),
+    )[:limit]
+    return [v for v, _ in counted], [n for _, n in counted]

@@ -20,7 +20,7 @@ from workers.migrate import migrate_clickhouse
 from workers.projects import Project, ensure_project
 from workers.query import create_app
 from workers.settings import Settings
-from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS
+from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS, PERSON_COLUMNS
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 TZ = "America/New_York"  # daylight saving time ends on 2026-11-01, inside the range
@@ -33,6 +33,7 @@ class World:
         self.ch, self.a, self.b = ch, a, b
         self.events: list[dict[str, Any]] = []  # what was stored, duplicates included
         self.person_of: dict[tuple[int, str], str] = {}
+        self.person_props: dict[str, dict[str, Any]] = {}
 
 
 def row(project_id: int, event: str, distinct_id: str, person_id: str, when: datetime, props: dict[str, Any],
@@ -84,6 +85,16 @@ async def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                 rows.append(r)
     await ch.insert("events", EVENT_COLUMNS, rows)
     await ch.insert("person_distinct_ids", DISTINCT_ID_COLUMNS, ids)
+    person_rows = []
+    for (project_id, _), person in sorted(w.person_of.items()):
+        if person in w.person_props:
+            continue
+        tier = rng.choice(["gold", "silver", "bronze"])
+        w.person_props[person] = {"tier": tier}
+        created = datetime(2026, 1, 1, tzinfo=UTC)
+        person_rows.append((person, project_id, '{"tier": "old"}', 1, created, 0, 0))  # superseded
+        person_rows.append((person, project_id, orjson.dumps({"tier": tier}).decode(), 1, created, 1, 0))
+    await ch.insert("persons", PERSON_COLUMNS, person_rows)
     yield w
     await ch.close()
 
@@ -519,3 +530,98 @@ async def test_paths_edges_count_sessions(client: TestClient, world: World, star
         "/api/paths", json=too_many, headers={"Authorization": f"Bearer {world.a.api_key}"}
     )
     assert response.status == 400 and "steps" in (await response.json())["detail"]
+
+
+def unique_events(
+    w: World, project: Project, event: str | None, first: date, last: date
+) -> list[dict[str, Any]]:
+    tz = ZoneInfo(project.timezone)
+    seen: dict[str, dict[str, Any]] = {}
+    for e in w.events:
+        if e["project_id"] == project.id and (event is None or e["event"] == event):
+            if first <= e["timestamp"].astimezone(tz).date() <= last:
+                seen.setdefault(e["uuid"], e)
+    return list(seen.values())
+
+
+FIRST, LAST = date(2026, 10, 29), date(2026, 11, 4)
+
+
+def person(w: World, project: Project, e: dict[str, Any]) -> str:
+    return w.person_of.get((project.id, e["distinct_id"]), e["person_id"])
+
+
+async def test_active_percent(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "purchase"}], "measure": "active_percent", **RANGE}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    tz = ZoneInfo(TZ)
+    did, anyone = defaultdict(set), defaultdict(set)
+    for e in unique_events(world, world.a, None, FIRST, LAST):
+        day = e["timestamp"].astimezone(tz).date()
+        anyone[day].add(person(world, world.a, e))
+        if e["event"] == "purchase":
+            did[day].add(person(world, world.a, e))
+    days = [FIRST + timedelta(days=n) for n in range(7)]
+    want = [100 * len(did[d]) / len(anyone[d]) if anyone[d] else 0 for d in days]
+    assert answer["series"][0]["values"] == pytest.approx(want, abs=1e-5)
+
+
+async def test_frequency(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "$pageview"}], "measure": "frequency", **RANGE}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    times: dict[str, int] = defaultdict(int)
+    for e in unique_events(world, world.a, "$pageview", FIRST, LAST):
+        times[person(world, world.a, e)] += 1
+    want = [0] * 10
+    for n in times.values():
+        want[min(n, 10) - 1] += 1
+    assert answer["series"][0]["labels"] == [*map(str, range(1, 10)), "10+"]
+    assert answer["series"][0]["values"] == want
+
+
+async def test_distribution_of_a_property(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "purchase"}], "measure": "distribution", "property": "plan", **RANGE}
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    counts: dict[str, int] = defaultdict(int)
+    for e in unique_events(world, world.a, "purchase", FIRST, LAST):
+        counts[orjson.dumps(e["properties"]["plan"]).decode()] += 1
+    got = dict(zip(answer["series"][0]["labels"], answer["series"][0]["values"], strict=True))
+    assert got == counts
+
+
+@pytest.mark.parametrize("kind", ["event", "person"])
+async def test_breakdown_by_event_or_person_property(client: TestClient, world: World, kind: str) -> None:
+    prop = "plan" if kind == "event" else "tier"
+    body = {"events": [{"event": "$pageview"}], "measure": "uniques", **RANGE,
+            "breakdown": {"type": kind, "property": prop, "limit": 2}}  # fmt: skip
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    tz = ZoneInfo(TZ)
+    per_value: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
+    totals: dict[str, int] = defaultdict(int)
+    for e in unique_events(world, world.a, "$pageview", FIRST, LAST):
+        who = person(world, world.a, e)
+        value = e["properties"][prop] if kind == "event" else world.person_props.get(who, {}).get(prop, "")
+        per_value[value][e["timestamp"].astimezone(tz).date()].add(who)
+        totals[value] += 1
+    top = sorted(totals, key=lambda v: (-totals[v], v))[:2]
+    assert [s["breakdown_value"] for s in answer["series"]] == top
+    days = [FIRST + timedelta(days=n) for n in range(7)]
+    for s in answer["series"]:
+        assert s["values"] == [len(per_value[s["breakdown_value"]][d]) for d in days]
+
+
+async def test_person_property_filter(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "signed_up", "filters": [{"type": "person", "property": "tier", "op": "eq",
+            "value": "gold"}]}], "measure": "totals", **RANGE}  # fmt: skip
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    tz = ZoneInfo(TZ)
+    per_day: dict[date, int] = defaultdict(int)
+    for e in unique_events(world, world.a, "signed_up", FIRST, LAST):
+        if world.person_props.get(person(world, world.a, e), {}).get("tier") == "gold":
+            per_day[e["timestamp"].astimezone(tz).date()] += 1
+    assert answer["series"][0]["values"] == [per_day[FIRST + timedelta(days=n)] for n in range(7)]
