@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,14 +28,17 @@ from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailabl
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
+from workers.result_cache import ResultCache
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 CLICKHOUSE_KEY = web.AppKey("clickhouse", ClickHouse)
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 PROJECTS_KEY = web.AppKey("projects", ProjectCache)
+CACHE_KEY = web.AppKey("result_cache", ResultCache)
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -296,6 +300,30 @@ async def paths_endpoint(request: web.Request) -> web.Response:
     )
 
 
+def cached(handler: Handler) -> Handler:
+    """Serve a repeated analytics request from the result cache (header `X-Cache: hit|miss`)."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        project = await _caller(request)
+        if isinstance(project, web.Response):
+            return project
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return await handler(request)  # the handler answers the 400
+        cache = request.app[CACHE_KEY]
+        key, refresh = ResultCache.key(request.path, project.id, body)
+        if not refresh and (answer := cache.get(key)) is not None:
+            return web.Response(body=answer, content_type="application/json", headers={"X-Cache": "hit"})
+        response = await handler(request)
+        if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            cache.put(key, body, response.body, project.timezone)
+        response.headers["X-Cache"] = "miss"
+        return response
+
+    return serve
+
+
 def readonly_sql(statement: str, max_rows: int) -> str:
     body = statement.strip().rstrip(";").strip()
     return f"SELECT * FROM (\n{body}\n) LIMIT {max_rows + 1}"
@@ -364,11 +392,14 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/sql", sql)
     app.router.add_get("/api/projects/me", projects_me)
     app.router.add_post("/api/projects", create_project)
-    app.router.add_post("/api/trends", trends_endpoint)
-    app.router.add_post("/api/funnels", funnels_endpoint)
-    app.router.add_post("/api/retention", retention_endpoint)
-    app.router.add_post("/api/sessions", sessions_endpoint)
-    app.router.add_post("/api/paths", paths_endpoint)
+    app[CACHE_KEY] = ResultCache(
+        settings.query_cache_seconds, settings.query_cache_recent_seconds, settings.query_cache_entries
+    )
+    app.router.add_post("/api/trends", cached(trends_endpoint))
+    app.router.add_post("/api/funnels", cached(funnels_endpoint))
+    app.router.add_post("/api/retention", cached(retention_endpoint))
+    app.router.add_post("/api/sessions", cached(sessions_endpoint))
+    app.router.add_post("/api/paths", cached(paths_endpoint))
     app.router.add_get("/api/events", events_endpoint)
     app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
     return app

@@ -88,6 +88,9 @@ class Settings:
     query_port: int
     query_max_rows: int
     query_max_seconds: float
+    query_cache_seconds: float
+    query_cache_recent_seconds: float
+    query_cache_entries: int
     dev_api_key: str
     admin_api_key: str
     dev_token: str
@@ -143,6 +146,9 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "query_port": ("8001", _port),
     "query_max_rows": ("10000", _int(1, 10_000_000)),
     "query_max_seconds": ("30", _float(0.1, 3600)),
+    "query_cache_seconds": ("3600", _float(0, 30 * 86400)),
+    "query_cache_recent_seconds": ("60", _float(0, 86400)),
+    "query_cache_entries": ("1000", _int(0, 1_000_000)),
     "dev_api_key": ("dev-api-key", _nonempty),
     "admin_api_key": ("dev-admin-key", _nonempty),
     "dev_token": ("dev-token", _nonempty),

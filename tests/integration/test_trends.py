@@ -625,3 +625,23 @@ async def test_person_property_filter(client: TestClient, world: World) -> None:
         if world.person_props.get(person(world, world.a, e), {}).get("tier") == "gold":
             per_day[e["timestamp"].astimezone(tz).date()] += 1
     assert answer["series"][0]["values"] == [per_day[FIRST + timedelta(days=n)] for n in range(7)]
+
+
+async def test_result_cache_hits_refreshes_and_never_crosses_projects(
+    client: TestClient, world: World
+) -> None:
+    body = {"events": [{"event": "signed_up"}], "measure": "totals", "date_from": "2026-10-30",
+            "date_to": "2026-11-02"}  # fmt: skip
+
+    async def ask(key: str, extra: dict[str, Any] | None = None) -> tuple[str, Any]:
+        response = await client.post(
+            "/api/trends", json={**body, **(extra or {})}, headers={"Authorization": f"Bearer {key}"}
+        )
+        return response.headers["X-Cache"], await response.json()
+
+    first = await ask(world.a.api_key)
+    again = await ask(world.a.api_key)
+    assert (first[0], again[0]) == ("miss", "hit") and first[1] == again[1]
+    assert (await ask(world.a.api_key, {"refresh": True}))[0] == "miss"
+    other = await ask(world.b.api_key)
+    assert other[0] == "miss" and other[1] != first[1]
