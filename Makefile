@@ -25,6 +25,7 @@ format: setup
 bench: setup
 	.venv/bin/python bench/capture.py
 	.venv/bin/python bench/persons.py --profile
+	.venv/bin/python bench/queries.py
 
 clean: down
 	rm -rf var
