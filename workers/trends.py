@@ -265,8 +265,12 @@ def sql_for(
             breakdown = "JSONExtractRaw(properties, {property:String})"
     bucket = "toDate('1970-01-01')" if q.measure == "distribution" else INTERVALS[q.interval]
     template = (QUERIES / ("frequency.sql" if q.measure == "frequency" else "trends.sql")).read_text()
+    uses_persons = q.breakdown is not None and q.breakdown.type == "person"
+    if series is not None:
+        uses_persons = uses_persons or any(f.type == "person" for f in series.filters)
+    persons = (QUERIES / "persons_join.sql").read_text().split("\n", 1)[1] if uses_persons else ""
     for mark, fragment in (("bucket", bucket), ("event", event), ("filters", filters),
-                           ("breakdown", breakdown)):  # fmt: skip
+                           ("breakdown", breakdown), ("persons", persons)):  # fmt: skip
         template = template.replace(f"/*{mark}*/", fragment)
     return template, params
 

@@ -1,5 +1,5 @@
 -- Recent events of a project, newest first, paged by (timestamp, uuid) (`cursor`), each event once.
--- `/*filters*/` is filled in by workers/events_api.py; values are {parameters}.
+-- The filters fragment is filled in by workers/events_api.py; values are {parameters}.
 SELECT toString(uuid) AS uuid, event, distinct_id, toString(person_id) AS person_id, timestamp, properties
 FROM events FINAL
 WHERE project_id = {project_id:UInt64}

@@ -1,5 +1,5 @@
 -- Frequency: persons (after merges) bucketed by how many times they did the event in the whole range,
--- 1..9 and 10+. `/*event*/` and `/*filters*/` are filled in by workers/trends.py; values are {parameters}.
+-- 1..9 and 10+. The event fragment and the filters fragment are filled in by workers/trends.py; values are {parameters}.
 SELECT least(times, 10) AS times, count() AS persons
 FROM
 (
@@ -27,13 +27,7 @@ FROM
             GROUP BY distinct_id
         ) AS p ON p.distinct_id = e.distinct_id
     ) AS ev
-    LEFT JOIN
-    (
-        SELECT id, argMax(properties, version) AS person_properties
-        FROM persons
-        WHERE project_id = {project_id:UInt64}
-        GROUP BY id
-    ) AS pp ON pp.id = ev.person
+    /*persons*/
     WHERE /*filters*/
     GROUP BY person
 )

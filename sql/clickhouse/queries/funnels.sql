@@ -1,6 +1,6 @@
 -- Funnel: for each person (after merges) the deepest step reached, ClickHouse windowFunnel semantics:
--- steps in order, each within {window} seconds of step 1, step 1 inside the date range. `/*steps*/`
--- (one condition per step) and `/*events*/` are filled in by workers/funnels.py; values are {parameters}.
+-- steps in order, each within {window} seconds of step 1, step 1 inside the date range. The steps fragment
+-- (one condition per step) is filled in by workers/funnels.py; values are {parameters}.
 SELECT level, count() AS persons
 FROM
 (

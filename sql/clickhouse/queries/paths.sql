@@ -1,6 +1,6 @@
 -- Paths: each session's events in time order (ties by uuid), from its first `start_event` (or its first
 -- event), cut to {steps} events; every step i -> i+1 is an edge "i_<event>" -> "i+1_<event>", valued by
--- the number of sessions taking it. `/*start*/` is filled in by workers/paths.py; values are {parameters}.
+-- The number of sessions taking it. The start fragment is filled in by workers/paths.py; values are {parameters}.
 SELECT
     concat(toString(i), '_', path[i]) AS source,
     concat(toString(i + 1), '_', path[i + 1]) AS target,

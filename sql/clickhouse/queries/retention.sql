@@ -1,8 +1,8 @@
 -- Retention: each person's cohort is the period (day or ISO week, in the project's time zone) of their
 -- first start event in the range; for each later period, the persons of the cohort who did the return
--- event in it. Persons after merges, each event once. `/*period*/` and `/*return_event*/` are filled in
+-- event in it. Persons after merges, each event once. The period fragment and the return_event fragment are filled in
 -- by workers/retention.py; values are {parameters}. One row per (cohort, period); period = cohort gives
--- the cohort's size.
+-- The cohort's size.
 SELECT toString(s.cohort) AS cohort, toString(r.period) AS period, uniqExact(s.person) AS persons
 FROM
 (

@@ -1,5 +1,5 @@
 -- Sessions by `$session_id`: each bucketed (project time zone) by its first event in the range;
--- duration = last event - first event; a bounce is a session of one event. `/*bucket*/` and `/*filters*/`
+-- duration = last event - first event; a bounce is a session of one event. The bucket fragment and the filters fragment
 -- are filled in by workers/sessions.py; values are {parameters}.
 SELECT
     /*bucket*/ AS bucket,

@@ -1,7 +1,8 @@
 -- Trends for one event (or any event): per bucket (project time zone) and breakdown value, the events,
--- the distinct persons after merges, and the sum and average of a numeric property. `/*bucket*/`,
--- `/*event*/`, `/*filters*/` and `/*breakdown*/` are filled in by workers/trends.py from fixed fragments;
--- every value is a bound {parameter}. Person properties are the person's current ones.
+-- The distinct persons after merges, and the sum and average of a numeric property. The marked fragments
+-- (bucket, event, filters, breakdown, persons) are filled in by workers/trends.py from fixed SQL; every
+-- value is a bound {parameter}. The persons fragment (persons_join.sql) joins the persons' current
+-- properties only when a filter or the breakdown needs them.
 SELECT
     /*bucket*/ AS bucket,
     breakdown_value,
@@ -40,13 +41,7 @@ FROM
             GROUP BY distinct_id
         ) AS p ON p.distinct_id = e.distinct_id
     ) AS ev
-    LEFT JOIN
-    (
-        SELECT id, argMax(properties, version) AS person_properties
-        FROM persons
-        WHERE project_id = {project_id:UInt64}
-        GROUP BY id
-    ) AS pp ON pp.id = ev.person
+    /*persons*/
     WHERE /*filters*/
 )
 GROUP BY bucket, breakdown_value
