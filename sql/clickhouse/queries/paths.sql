@@ -17,8 +17,8 @@ FROM
         WHERE project_id = {project_id:UInt64}
           AND timestamp >= {start:DateTime64(6, 'UTC')}
           AND timestamp < {end:DateTime64(6, 'UTC')}
-          AND JSONExtractString(properties, '$session_id') != ''
-        GROUP BY JSONExtractString(properties, '$session_id')
+          AND session_id != ''
+        GROUP BY session_id
     )
     WHERE first > 0
 )

@@ -12,7 +12,7 @@ FROM
     FROM
     (
     SELECT
-        JSONExtractString(properties, '$session_id') AS session_id,
+        session_id,
         min(timestamp) AS first_seen,
         dateDiff('microsecond', min(timestamp), max(timestamp)) / 1000000 AS duration,
         count() = 1 AS bounce
@@ -20,7 +20,7 @@ FROM
     WHERE project_id = {project_id:UInt64}
       AND timestamp >= {start:DateTime64(6, 'UTC')}
       AND timestamp < {end:DateTime64(6, 'UTC')}
-      AND JSONExtractString(properties, '$session_id') != ''
+      AND session_id != ''
       AND /*filters*/
     GROUP BY session_id
     )
