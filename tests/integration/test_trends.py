@@ -25,6 +25,8 @@ from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS, PERSON_COLUMNS
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 TZ = "America/New_York"  # daylight saving time ends on 2026-11-01, inside the range
 ADMIN = "trends-admin-key"
+EVENTS_PER_PROJECT = 50_000  # 100k events in all, plus duplicates
+USERS, MERGED = 1000, 100  # per project; user-n (n < MERGED) was merged into user-(n + MERGED)
 HOSTILE = ["'; DROP TABLE events; --", "\\' OR 1=1 --", "{project_id:UInt64}", "x\x00y", "ü\"'`"]
 
 
@@ -55,19 +57,19 @@ async def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     rows, ids = [], []
     start = datetime(2026, 10, 28, tzinfo=UTC)
     for project in (a, b):
-        persons = {f"user-{n}": str(uuid.uuid4()) for n in range(40)}
-        # user-0 .. user-9 were merged into user-10 .. user-19: the event says the old person,
+        persons = {f"user-{n}": str(uuid.uuid4()) for n in range(USERS)}
+        # user-0 .. user-99 were merged into user-100 .. user-199: the event says the old person,
         # person_distinct_ids the new one (higher version)
-        for n in range(10):
-            old, new = persons[f"user-{n}"], persons[f"user-{n + 10}"]
+        for n in range(MERGED):
+            old, new = persons[f"user-{n}"], persons[f"user-{n + MERGED}"]
             ids.append((project.id, f"user-{n}", old, 0, 0))
             ids.append((project.id, f"user-{n}", new, 1, 0))
             w.person_of[(project.id, f"user-{n}")] = new
-        for n in range(10, 40):
+        for n in range(MERGED, USERS):
             ids.append((project.id, f"user-{n}", persons[f"user-{n}"], 0, 0))
             w.person_of[(project.id, f"user-{n}")] = persons[f"user-{n}"]
-        for _ in range(1500):
-            who = f"user-{rng.randrange(40)}" if rng.random() < 0.9 else f"anon-{rng.randrange(30)}"
+        for _ in range(EVENTS_PER_PROJECT):
+            who = f"user-{rng.randrange(USERS)}" if rng.random() < 0.9 else f"anon-{rng.randrange(300)}"
             person = persons.get(who) or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project.id}:{who}"))
             when = start + timedelta(seconds=rng.randrange(9 * 86400))
             event = rng.choice(["$pageview", "$pageview", "signed_up", "purchase"])
@@ -448,7 +450,7 @@ async def test_events_newest_first_filtered_and_paged(client: TestClient, world:
 
 
 async def test_person_profile_with_all_ids_and_events(client: TestClient, world: World, pg_dsn: str) -> None:
-    person = world.person_of[(world.a.id, "user-0")]  # user-0 was merged into user-10's person
+    person = world.person_of[(world.a.id, "user-0")]  # user-0 was merged into user-100's person
     conn = await asyncpg.connect(pg_dsn)
     try:
         await conn.execute(
@@ -457,7 +459,7 @@ async def test_person_profile_with_all_ids_and_events(client: TestClient, world:
         )  # fmt: skip
         await conn.executemany(
             "INSERT INTO person_distinct_ids (project_id, distinct_id, person_id, version) VALUES ($1, $2, $3, 1)",
-            [(world.a.id, d, uuid.UUID(person)) for d in ("user-0", "user-10")],
+            [(world.a.id, d, uuid.UUID(person)) for d in ("user-0", "user-100")],
         )
     finally:
         await conn.close()
@@ -466,7 +468,7 @@ async def test_person_profile_with_all_ids_and_events(client: TestClient, world:
     )
     answer = await response.json()
     assert response.status == 200, answer
-    assert answer["id"] == person and answer["distinct_ids"] == ["user-0", "user-10"]
+    assert answer["id"] == person and answer["distinct_ids"] == ["user-0", "user-100"]
     assert answer["properties"] == {"plan": "team"}
     events = (
         answer["events"]
@@ -479,7 +481,7 @@ async def test_person_profile_with_all_ids_and_events(client: TestClient, world:
     unique = {
         e["uuid"]
         for e in world.events
-        if e["project_id"] == world.a.id and e["distinct_id"] in ("user-0", "user-10")
+        if e["project_id"] == world.a.id and e["distinct_id"] in ("user-0", "user-100")
     }
     assert {e["uuid"] for e in events} == unique and len(events) == len(unique)
     response = await client.get("/api/persons/nobody", headers={"Authorization": f"Bearer {world.a.api_key}"})
