@@ -13,7 +13,17 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import QUERIES, BadRequest, Series, _date, _filter_sql, _filters, event_filters
+from workers.trends import (
+    QUERIES,
+    BadRequest,
+    Breakdown,
+    Series,
+    _breakdown,
+    _date,
+    _filter_sql,
+    _filters,
+    event_filters,
+)
 
 MAX_STEPS = 20
 MAX_WINDOW_SECONDS = 90 * 86400
@@ -25,6 +35,7 @@ class FunnelQuery:
     window_seconds: int
     date_from: Any
     date_to: Any
+    breakdown: Breakdown | None = None
 
 
 def parse_request(body: object) -> FunnelQuery:
@@ -50,9 +61,10 @@ def parse_request(body: object) -> FunnelQuery:
         raise BadRequest("date_to: before date_from")
     if (date_to - date_from).days > 366 * 2:
         raise BadRequest("date_from..date_to: at most 732 days")
-    if "breakdown" in body:
-        raise BadRequest("breakdown: not supported yet")
-    return FunnelQuery(tuple(parsed), window, date_from, date_to)
+    breakdown = _breakdown(body.get("breakdown"))
+    if breakdown is not None and breakdown.type != "event":
+        raise BadRequest("breakdown.type: funnels break down by event properties only")
+    return FunnelQuery(tuple(parsed), window, date_from, date_to, breakdown)
 
 
 def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
@@ -71,12 +83,36 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         if n == 0:
             condition += " AND timestamp < {end:DateTime64(6, 'UTC')}"
         conditions.append(condition + ")")
+    breakdown = "''"
+    if q.breakdown is not None:
+        params["breakdown"] = q.breakdown.property
+        breakdown = "JSONExtractString(properties, {breakdown:String})"
     template = (QUERIES / "funnels.sql").read_text()
-    return template.replace("/*steps*/", ", ".join(conditions)), params
+    for mark, fragment in (("steps", ", ".join(conditions)), ("first_step", conditions[0]),
+                           ("breakdown", breakdown)):  # fmt: skip
+        template = template.replace(f"/*{mark}*/", fragment)
+    return template, params
+
+
+def result(q: FunnelQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
+    answer: dict[str, Any] = {"steps": steps_result(q, rows)}
+    if q.breakdown is not None:
+        first: dict[str, int] = {}
+        for r in rows:
+            first[r["breakdown_value"]] = first.get(r["breakdown_value"], 0) + int(r["persons"])
+        top = sorted(first, key=lambda v: (-first[v], v))[: q.breakdown.limit]
+        answer["breakdowns"] = [
+            {"breakdown_value": v, "steps": steps_result(q, [r for r in rows if r["breakdown_value"] == v])}
+            for v in top
+        ]
+    return answer
 
 
 def steps_result(q: FunnelQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    at_level = {int(r["level"]): int(r["persons"]) for r in rows}
+    at_level: dict[int, int] = {}
+    for r in rows:
+        at_level[int(r["level"])] = at_level.get(int(r["level"]), 0) + int(r["persons"])
     counts = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, len(q.steps) + 1)]
     result = []
     for k, (step, count) in enumerate(zip(q.steps, counts, strict=True)):

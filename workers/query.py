@@ -172,7 +172,7 @@ async def funnels_endpoint(request: web.Request) -> web.Response:
         return _error(400, "query_error", str(exc))
     except ClickHouseUnavailable as exc:
         return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response({"steps": funnels.steps_result(q, rows)})
+    return web.json_response(funnels.result(q, rows))
 
 
 async def retention_endpoint(request: web.Request) -> web.Response:

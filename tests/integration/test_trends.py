@@ -647,3 +647,60 @@ async def test_result_cache_hits_refreshes_and_never_crosses_projects(
     assert (await ask(world.a.api_key, {"refresh": True}))[0] == "miss"
     other = await ask(world.b.api_key)
     assert other[0] == "miss" and other[1] != first[1]
+
+
+async def test_funnel_breakdown_by_the_first_step_events_property(client: TestClient, world: World) -> None:
+    steps = ["$pageview", "purchase"]
+    body = {"steps": [{"event": s} for s in steps], "window_seconds": 3600, **RANGE,
+            "breakdown": {"type": "event", "property": "plan", "limit": 3}}  # fmt: skip
+    response = await client.post(
+        "/api/funnels", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    first_plan: dict[str, tuple[datetime, str]] = {}
+    for e in unique_events(world, world.a, "$pageview", FIRST, LAST):
+        who = person(world, world.a, e)
+        if who not in first_plan or e["timestamp"] < first_plan[who][0]:
+            first_plan[who] = (e["timestamp"], e["properties"]["plan"])
+    levels = funnel_levels(world, world.a, steps, 3600, FIRST, LAST)
+    want: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for who, level in levels.items():
+        for k in range(level):
+            want[first_plan[who][1]][k] += 1
+    got = {b["breakdown_value"]: [s["count"] for s in b["steps"]] for b in answer["breakdowns"]}
+    assert got == dict(want)
+    assert [s["count"] for s in answer["steps"]] == [
+        sum(v[0] for v in want.values()),
+        sum(v[1] for v in want.values()),
+    ]
+
+
+def funnel_levels(
+    w: World, project: Project, steps: list[str], window: int, first: date, last: date
+) -> dict[str, int]:
+    tz = ZoneInfo(project.timezone)
+    seen: set[str] = set()
+    by_person: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for e in w.events:
+        if e["uuid"] in seen or e["project_id"] != project.id:
+            continue
+        seen.add(e["uuid"])
+        by_person[person(w, project, e)].append((int(e["timestamp"].timestamp()), e["event"]))
+    levels = {}
+    for who, events in by_person.items():
+        events.sort()
+        best = 0
+        for i, (t0, name) in enumerate(events):
+            if name != steps[0] or not first <= datetime.fromtimestamp(t0, tz).date() <= last:
+                continue
+            level = 1
+            for t, other in events[i + 1 :]:
+                if t - t0 > window or level == len(steps):
+                    break
+                if other == steps[level] and t > t0:
+                    level += 1
+            best = max(best, level)
+        if best:
+            levels[who] = best
+    return levels

@@ -1,10 +1,14 @@
 -- Funnel: for each person (after merges) the deepest step reached, ClickHouse windowFunnel semantics:
 -- steps in order, each within {window} seconds of step 1, step 1 inside the date range. The steps fragment
--- (one condition per step) is filled in by workers/funnels.py; values are {parameters}.
-SELECT level, count() AS persons
+-- (one condition per step), first_step and breakdown fragments are filled in by workers/funnels.py; values
+-- are {parameters}. With a breakdown, a person counts under the value of their first step-1 event.
+SELECT level, breakdown_value, count() AS persons
 FROM
 (
-    SELECT person, windowFunnel({window:UInt64})(toDateTime(timestamp), /*steps*/) AS level
+    SELECT
+        person,
+        windowFunnel({window:UInt64})(toDateTime(timestamp), /*steps*/) AS level,
+        argMinIf(/*breakdown*/, timestamp, /*first_step*/) AS breakdown_value
     FROM
     (
         SELECT
@@ -32,4 +36,4 @@ FROM
     GROUP BY person
 )
 WHERE level > 0
-GROUP BY level
+GROUP BY level, breakdown_value
