@@ -21,6 +21,7 @@ from workers.trends import (
     _date,
     _filter_sql,
     _filters,
+    bucket_start,
     bucket_starts,
     event_filters,
     label,
@@ -71,9 +72,7 @@ def result(q: SessionsQuery, rows: list[dict[str, Any]], timezone: str) -> dict[
     tz = ZoneInfo(timezone)
     shape = TrendsQuery((), "totals", q.interval, q.date_from, q.date_to)
     labels = [label(s, q.interval) for s in bucket_starts(shape, tz)]
-    by_label = {
-        label(datetime.fromisoformat(str(r["bucket"])).replace(tzinfo=tz), q.interval): r for r in rows
-    }
+    by_label = {label(bucket_start(r["bucket"], tz), q.interval): r for r in rows}
     out: dict[str, Any] = {"labels": labels, "sessions": [], "avg_duration_seconds": [], "bounce_rate": []}
     for lab in labels:
         row = by_label.get(lab)

@@ -20,7 +20,7 @@ QUERIES = Path(__file__).resolve().parent.parent / "sql" / "clickhouse" / "queri
 MEASURES = ("uniques", "totals", "active_percent", "average", "frequency", "sum", "avg", "distribution")
 FREQUENCY_LABELS = [str(n) for n in range(1, 10)] + ["10+"]
 INTERVALS = {
-    "hour": "toStartOfHour(timestamp, {tz:String})",
+    "hour": "toUnixTimestamp(toStartOfHour(timestamp, {tz:String}))",  # an instant: 01:00 twice in autumn
     "day": "toStartOfDay(timestamp, {tz:String})",
     "week": "toStartOfWeek(timestamp, 1, {tz:String})",  # weeks start on Monday (ISO)
     "month": "toStartOfMonth(timestamp, {tz:String})",
@@ -194,7 +194,15 @@ def bucket_starts(q: TrendsQuery, tz: ZoneInfo) -> list[datetime]:
 
 
 def label(start: datetime, interval: str) -> str:
-    return start.strftime("%Y-%m-%d %H:00") if interval == "hour" else start.date().isoformat()
+    """Hours as local time with the UTC offset (unambiguous across a DST change), else the local date."""
+    return start.isoformat(timespec="minutes") if interval == "hour" else start.date().isoformat()
+
+
+def bucket_start(value: object, tz: ZoneInfo) -> datetime:
+    """A bucket as ClickHouse returns it: epoch seconds (hours) or a local date-time string."""
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value, tz)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=tz)
 
 
 def _property(n: int, name: str, params: dict[str, Any]) -> str:
@@ -284,7 +292,7 @@ def series_values(
     labels = [label(s, q.interval) for s in starts]
 
     def by_label(of: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {label(datetime.fromisoformat(str(r["bucket"])).replace(tzinfo=tz), q.interval): r for r in of}
+        return {label(bucket_start(r["bucket"], tz), q.interval): r for r in of}
 
     mine, everyone = by_label(rows), by_label(active or [])
     values: list[float] = []

@@ -704,3 +704,19 @@ def funnel_levels(
         if best:
             levels[who] = best
     return levels
+
+
+async def test_hourly_buckets_across_the_autumn_dst_change(client: TestClient, world: World) -> None:
+    body = {"events": [{"event": "$pageview"}], "measure": "totals", "interval": "hour",
+            "date_from": "2026-11-01", "date_to": "2026-11-01"}  # fmt: skip
+    status, answer = await trends(client, world.a.api_key, body)
+    assert status == 200, answer
+    [series] = answer["series"]
+    assert len(series["labels"]) == 25, "New York's 1 November 2026 has 25 hours"
+    assert series["labels"][1:3] == ["2026-11-01T01:00-04:00", "2026-11-01T01:00-05:00"]
+    tz = ZoneInfo(TZ)
+    per_hour: dict[str, int] = defaultdict(int)
+    for e in unique_events(world, world.a, "$pageview", date(2026, 11, 1), date(2026, 11, 1)):
+        start = e["timestamp"].replace(minute=0, second=0, microsecond=0).astimezone(tz)
+        per_hour[start.isoformat(timespec="minutes")] += 1
+    assert series["values"] == [per_hour[lab] for lab in series["labels"]]
