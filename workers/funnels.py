@@ -67,6 +67,16 @@ def parse_request(body: object) -> FunnelQuery:
     return FunnelQuery(tuple(parsed), window, date_from, date_to, breakdown)
 
 
+def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
+    """Step n's condition (its event and filters; step 1 also inside the range)."""
+    step = q.steps[n]
+    params[f"step_{n}"] = step.event
+    condition = f"(event = {{step_{n}:String}} AND {_filter_sql(step.filters, f's{n}', params)}"
+    if n == 0:
+        condition += " AND timestamp < {end:DateTime64(6, 'UTC')}"
+    return condition + ")"
+
+
 def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
     tz = ZoneInfo(timezone)
     start = datetime.combine(q.date_from, time(), tz)
@@ -76,13 +86,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "last": end + timedelta(seconds=q.window_seconds + 1),
         "events": sorted({s.event for s in q.steps}),
     }  # fmt: skip
-    conditions = []
-    for n, step in enumerate(q.steps):
-        params[f"step_{n}"] = step.event
-        condition = f"(event = {{step_{n}:String}} AND {_filter_sql(step.filters, f's{n}', params)}"
-        if n == 0:
-            condition += " AND timestamp < {end:DateTime64(6, 'UTC')}"
-        conditions.append(condition + ")")
+    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
     breakdown = "''"
     if q.breakdown is not None:
         params["breakdown"] = q.breakdown.property
@@ -94,9 +98,24 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     return template, params
 
 
-def result(q: FunnelQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def times_sql(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+    """The statement for the median seconds between consecutive steps (funnel_times.sql)."""
+    _, params = sql_for(q, project_id, timezone)  # the shared params; the conditions again below
+    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
+    masks = " + ".join(f"toUInt32({c}) * {1 << n}" for n, c in enumerate(conditions))
+    params["steps"] = len(q.steps)
+    template = (QUERIES / "funnel_times.sql").read_text()
+    return template.replace("/*masks*/", masks).replace("/*first_step*/", conditions[0]), params
+
+
+def result(
+    q: FunnelQuery, rows: list[dict[str, Any]], medians: dict[int, float] | None = None
+) -> dict[str, Any]:
     """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
     answer: dict[str, Any] = {"steps": steps_result(q, rows)}
+    for number, step in enumerate(answer["steps"], start=1):
+        if medians and number in medians:
+            step["median_seconds_from_previous"] = medians[number]
     if q.breakdown is not None:
         first: dict[str, int] = {}
         for r in rows:

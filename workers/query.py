@@ -164,15 +164,19 @@ async def funnels_endpoint(request: web.Request) -> web.Response:
     except trends.BadRequest as exc:
         return _error(400, "invalid_request", str(exc))
     statement, params = funnels.sql_for(q, project.id, project.timezone)
+    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
     try:
-        rows = await ch.query(
-            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
-        )
+        rows = await ch.query(statement, params, settings=limits)
+        times_statement, times_params = funnels.times_sql(q, project.id, project.timezone)
+        medians = {
+            int(r["step"]): float(r["median_seconds"])
+            for r in await ch.query(times_statement, times_params, settings=limits)
+        }
     except ClickHouseError as exc:
         return _error(400, "query_error", str(exc))
     except ClickHouseUnavailable as exc:
         return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response(funnels.result(q, rows))
+    return web.json_response(funnels.result(q, rows, medians))
 
 
 async def retention_endpoint(request: web.Request) -> web.Response:

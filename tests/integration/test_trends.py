@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -720,3 +721,51 @@ async def test_hourly_buckets_across_the_autumn_dst_change(client: TestClient, w
         start = e["timestamp"].replace(minute=0, second=0, microsecond=0).astimezone(tz)
         per_hour[start.isoformat(timespec="minutes")] += 1
     assert series["values"] == [per_hour[lab] for lab in series["labels"]]
+
+
+def funnel_chains(
+    w: World, project: Project, steps: list[str], window: int, first: date, last: date
+) -> list[list[int]]:
+    """Per person, the times of the chain reaching their deepest step (first such step-1 start, earliest matches)."""
+    tz = ZoneInfo(project.timezone)
+    seen: set[str] = set()
+    by_person: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for e in w.events:
+        if e["uuid"] in seen or e["project_id"] != project.id:
+            continue
+        seen.add(e["uuid"])
+        by_person[person(w, project, e)].append((int(e["timestamp"].timestamp()), e["event"]))
+    chains = []
+    for events in by_person.values():
+        events.sort()
+        best: list[int] = []
+        for i, (t0, name) in enumerate(events):
+            if name != steps[0] or not first <= datetime.fromtimestamp(t0, tz).date() <= last:
+                continue
+            chain = [t0]
+            for t, other in events[i + 1 :]:
+                if len(chain) == len(steps) or t - t0 > window:
+                    break
+                if other == steps[len(chain)] and t > t0:
+                    chain.append(t)
+            if len(chain) > len(best):
+                best = chain
+        if best:
+            chains.append(best)
+    return chains
+
+
+async def test_funnel_median_seconds_between_steps(client: TestClient, world: World) -> None:
+    steps = ["$pageview", "signed_up", "purchase"]
+    body = {"steps": [{"event": s} for s in steps], "window_seconds": 86400, **RANGE}
+    response = await client.post(
+        "/api/funnels", json=body, headers={"Authorization": f"Bearer {world.a.api_key}"}
+    )
+    answer = await response.json()
+    assert response.status == 200, answer
+    chains = funnel_chains(world, world.a, steps, 86400, FIRST, LAST)
+    assert [s["count"] for s in answer["steps"]] == [sum(1 for c in chains if len(c) > k) for k in range(3)]
+    assert answer["steps"][0]["median_seconds_from_previous"] is None
+    for k in (1, 2):
+        want = statistics.median(c[k] - c[k - 1] for c in chains if len(c) > k)
+        assert answer["steps"][k]["median_seconds_from_previous"] == pytest.approx(want)
