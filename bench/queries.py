@@ -102,7 +102,8 @@ def plain_sql(path: str, body: dict[str, Any], project_id: int) -> list[tuple[st
         q = trends.parse_request(body)
         return [trends.sql_for(q, s, project_id, "UTC") for s in q.series]
     if path == "/api/funnels":
-        return [funnels.sql_for(funnels.parse_request(body), project_id, "UTC")]
+        q = funnels.parse_request(body)
+        return [funnels.sql_for(q, project_id, "UTC"), funnels.times_sql(q, project_id, "UTC")]
     if path == "/api/retention":
         return [retention.sql_for(retention.parse_request(body), project_id, "UTC")]
     if path == "/api/sessions":
