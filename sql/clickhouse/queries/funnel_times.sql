@@ -14,11 +14,14 @@ FROM
             arraySort(x -> (x.1, x.2), groupArray((toUInt32(toDateTime(timestamp)), masks, first))) AS evs,
             arrayMap(x -> x.1, evs) AS ts,
             arrayMap(x -> x.2, evs) AS ms,
-            arrayMap(i -> arrayFold(
+            arrayMap(s -> arrayFold(
                 (acc, t, m) -> if(acc.1 < {steps:UInt8} AND t > acc.2 AND t - acc.2 <= {window:UInt64}
                                   AND bitTest(m, acc.1), (toUInt8(acc.1 + 1), acc.2, arrayPushBack(acc.3, t)), acc),
-                arraySlice(ts, i + 1), arraySlice(ms, i + 1), (toUInt8(1), ts[i], [ts[i]])),
-                arrayFilter(i -> evs[i].3, arrayEnumerate(evs))) AS chains,
+                arraySlice(ts, s.1 + 1, s.2), arraySlice(ms, s.1 + 1, s.2),
+                (toUInt8(1), ts[s.1], [ts[s.1]])),
+                -- each start with how many of the following events fall inside its window
+                arrayMap(i -> (i, arrayCount(t -> t <= ts[i] + {window:UInt64}, ts) - i),
+                         arrayFilter(i -> evs[i].3, arrayEnumerate(evs)))) AS chains,
             arrayFirst(c -> c.1 = arrayMax(arrayMap(c -> c.1, chains)), chains).3 AS chain
         FROM
         (
