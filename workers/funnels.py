@@ -23,6 +23,7 @@ from workers.trends import (
     _filter_sql,
     _filters,
     event_filters,
+    fragment,
 )
 
 MAX_STEPS = 20
@@ -78,6 +79,7 @@ def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
 
 
 def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+    """One statement for the counts, the breakdown and the median step times (funnels.sql)."""
     tz = ZoneInfo(timezone)
     start = datetime.combine(q.date_from, time(), tz)
     end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
@@ -87,48 +89,76 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "events": sorted({s.event for s in q.steps}),
     }  # fmt: skip
     conditions = [_condition(q, n, params) for n in range(len(q.steps))]
-    breakdown = "''"
+    masks = " + ".join(f"toUInt32({c}) * {1 << n}" for n, c in enumerate(conditions))
+    breakdown, breakdown_steps = "''", ""
     if q.breakdown is not None:
         params["breakdown"] = q.breakdown.property
-        breakdown = "JSONExtractString(properties, {breakdown:String})"
+        breakdown = (
+            "argMinIf(JSONExtractString(properties, {breakdown:String}), timestamp, bitTest(masks, 0))"
+        )
+        breakdown_steps = "(breakdown_value, step),"
+    needs_properties = q.breakdown is not None or any(s.filters for s in q.steps)
+    # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
+    nexts = ",\n".join(
+        f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
+        for k in range(1, len(q.steps))
+    )
+    # chains_k: each start's chain as a tuple of k event indexes (0 from the first step not reached)
+    chains = []
+    for k in range(1, len(q.steps)):
+        after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
+        found = f"if(c.{k} = 0, 0, next_{k}[{after}])"
+        kept = ", ".join(f"c.{n}" for n in range(1, k + 1))
+        chains.append(
+            f"arrayMap(c -> tuple({kept}, if({found} > 0 AND ts[{found}] - ts[c.1] <= {{window:UInt64}},"
+            f" {found}, 0)), chains_{k}) AS chains_{k + 1}"
+        )
+    n = len(q.steps)
+    chains.append(f"chains_{n} AS chains")
+    levels = " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))])
+    pairs = ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))])
+    fragments = {
+        "masks": masks, "breakdown": breakdown, "breakdown_steps": breakdown_steps, "next": nexts,
+        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs, "properties": "properties" if needs_properties else "''",
+        "persons": fragment("person_overrides.sql"),
+    }  # fmt: skip
     template = (QUERIES / "funnels.sql").read_text()
-    for mark, fragment in (("steps", ", ".join(conditions)), ("first_step", conditions[0]),
-                           ("breakdown", breakdown)):  # fmt: skip
-        template = template.replace(f"/*{mark}*/", fragment)
+    for mark, text in fragments.items():
+        template = template.replace(f"/*{mark}*/", text)
     return template, params
 
 
-def times_sql(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
-    """The statement for the median seconds between consecutive steps (funnel_times.sql)."""
-    _, params = sql_for(q, project_id, timezone)  # the shared params; the conditions again below
-    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
-    masks = " + ".join(f"toUInt32({c}) * {1 << n}" for n, c in enumerate(conditions))
-    params["steps"] = len(q.steps)
-    template = (QUERIES / "funnel_times.sql").read_text()
-    return template.replace("/*masks*/", masks).replace("/*first_step*/", conditions[0]), params
+COUNTS, STEP_TIMES_PER_VALUE, STEP_TIMES = 1, 4, 6  # grouping(level, breakdown_value, step) of each set
 
 
-def result(
-    q: FunnelQuery, rows: list[dict[str, Any]], medians: dict[int, float] | None = None
-) -> dict[str, Any]:
+def result(q: FunnelQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
-    answer: dict[str, Any] = {"steps": steps_result(q, rows)}
-    for number, step in enumerate(answer["steps"], start=1):
-        if medians and number in medians:
-            step["median_seconds_from_previous"] = medians[number]
+    counts = [r for r in rows if r["grouped"] == COUNTS]
+    answer: dict[str, Any] = {"steps": steps_result(q, counts, _medians(rows, STEP_TIMES, None))}
     if q.breakdown is not None:
         first: dict[str, int] = {}
-        for r in rows:
+        for r in counts:
             first[r["breakdown_value"]] = first.get(r["breakdown_value"], 0) + int(r["persons"])
         top = sorted(first, key=lambda v: (-first[v], v))[: q.breakdown.limit]
         answer["breakdowns"] = [
-            {"breakdown_value": v, "steps": steps_result(q, [r for r in rows if r["breakdown_value"] == v])}
+            {"breakdown_value": v, "steps": steps_result(
+                q, [r for r in counts if r["breakdown_value"] == v], _medians(rows, STEP_TIMES_PER_VALUE, v))}
             for v in top
-        ]
+        ]  # fmt: skip
     return answer
 
 
-def steps_result(q: FunnelQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _medians(rows: list[dict[str, Any]], grouped: int, value: str | None) -> dict[int, float]:
+    return {
+        int(r["step"]): float(r["median_seconds"])
+        for r in rows
+        if r["grouped"] == grouped and int(r["step"]) > 1 and (value is None or r["breakdown_value"] == value)
+    }
+
+
+def steps_result(
+    q: FunnelQuery, rows: list[dict[str, Any]], medians: dict[int, float]
+) -> list[dict[str, Any]]:
     at_level: dict[int, int] = {}
     for r in rows:
         at_level[int(r["level"])] = at_level.get(int(r["level"]), 0) + int(r["persons"])
@@ -141,6 +171,6 @@ def steps_result(q: FunnelQuery, rows: list[dict[str, Any]]) -> list[dict[str, A
             "count": count,
             "conversion_from_first": round(count / first, 6) if first else 0,
             "conversion_from_previous": round(count / previous, 6) if previous else 0,
-            "median_seconds_from_previous": None,
+            "median_seconds_from_previous": medians.get(k + 1),
         })  # fmt: skip
     return result

@@ -164,19 +164,15 @@ async def funnels_endpoint(request: web.Request) -> web.Response:
     except trends.BadRequest as exc:
         return _error(400, "invalid_request", str(exc))
     statement, params = funnels.sql_for(q, project.id, project.timezone)
-    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
     try:
-        times_statement, times_params = funnels.times_sql(q, project.id, project.timezone)
-        rows, times = await asyncio.gather(  # two reader sessions: the two statements run side by side
-            ch.query(statement, params, settings=limits),
-            ch.query(times_statement, times_params, settings=limits),
+        rows = await ch.query(
+            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
         )
-        medians = {int(r["step"]): float(r["median_seconds"]) for r in times}
     except ClickHouseError as exc:
         return _error(400, "query_error", str(exc))
     except ClickHouseUnavailable as exc:
         return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response(funnels.result(q, rows, medians))
+    return web.json_response(funnels.result(q, rows))
 
 
 async def retention_endpoint(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import QUERIES, BadRequest, _date
+from workers.trends import QUERIES, BadRequest, _date, fragment
 
 PERIODS = {"day": "toDate(timestamp, {tz:String})", "week": "toMonday(timestamp, {tz:String})"}
 MAX_PERIODS = 60
@@ -67,6 +67,7 @@ def sql_for(q: RetentionQuery, project_id: int, timezone: str) -> tuple[str, dic
     }  # fmt: skip
     returning = "1" if q.return_event == "$any" else "event = {return_event:String}"
     statement = (QUERIES / "retention.sql").read_text().replace("/*period*/", PERIODS[q.period])
+    statement = statement.replace("/*persons*/", fragment("person_overrides.sql"))
     return statement.replace("/*return_event*/", returning), params
 
 

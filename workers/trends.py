@@ -25,9 +25,23 @@ INTERVALS = {
     "week": "toStartOfWeek(timestamp, 1, {tz:String})",  # weeks start on Monday (ISO)
     "month": "toStartOfMonth(timestamp, {tz:String})",
 }
+# Hot event properties and the materialized columns that hold them (sql/clickhouse/00[34]_*.sql): the
+# column is JSONExtractString(properties, name), computed once at insert.
+HOT_PROPERTIES = {
+    "$session_id": "session_id", "$browser": "mat_browser", "$os": "mat_os", "$device_type": "mat_device_type",
+    "$current_url": "mat_current_url", "$pathname": "mat_pathname", "$host": "mat_host",
+    "$referring_domain": "mat_referring_domain", "$geoip_country_code": "mat_country_code",
+}  # fmt: skip
+HOT_COLUMNS = ", ".join(HOT_PROPERTIES.values())
 OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "contains", "in", "is_set", "is_not_set")
 MAX_DAYS = 366 * 2
 MAX_EVENTS = 10
+
+
+def fragment(name: str) -> str:
+    """A shared SQL fragment from sql/clickhouse/queries/, without its comment lines."""
+    lines = (QUERIES / name).read_text().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("--"))
 
 
 class BadRequest(ValueError):
@@ -211,33 +225,43 @@ def _property(n: int, name: str, params: dict[str, Any]) -> str:
 
 
 def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]) -> str:
+    """Each filter as a condition on the row's `properties` (or `person_properties`): `eq`, `neq` and `in`
+    compare a string property to the string value and any other to its JSON text, and need it set;
+    `contains` is a case-insensitive substring of a string property. A hot event property reads its
+    materialized column and parses the JSON only for rows where that column is empty."""
     clauses = []
     for n, f in enumerate(filters):
         key = f"{prefix}_{n}"
         column = "person_properties" if f.type == "person" else "properties"
         params[f"{key}_name"] = f.property
-        has = f"JSONHas({column}, {{{key}_name:String}})"
-        raw = f"JSONExtractRaw({column}, {{{key}_name:String}})"
-        text = f"JSONExtractString({column}, {{{key}_name:String}})"
-        number = f"JSONExtractFloat({column}, {{{key}_name:String}})"
-        if f.op == "is_set":
-            clauses.append(has)
-        elif f.op == "is_not_set":
-            clauses.append(f"NOT {has}")
+        name = f"{{{key}_name:String}}"
+        has, raw = f"JSONHas({column}, {name})", f"JSONExtractRaw({column}, {name})"
+        is_string = f"JSONType({column}, {name}) = 'String'"
+        text = f"JSONExtractString({column}, {name})"
+        hot = HOT_PROPERTIES.get(f.property) if f.type == "event" else None
+        if f.op in ("is_set", "is_not_set"):
+            is_set = f"({hot} != '' OR {has})" if hot else has
+            clauses.append(is_set if f.op == "is_set" else f"NOT {is_set}")
         elif f.op in ("gt", "gte", "lt", "lte"):
             params[key] = float(f.value)
             sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
+            number = f"JSONExtractFloat({column}, {name})"
             clauses.append(f"({has} AND {number} {sign} {{{key}:Float64}})")
         elif f.op == "contains":
             params[key] = str(f.value)
-            clauses.append(f"positionCaseInsensitiveUTF8({text}, {{{key}:String}}) > 0")
-        elif f.op == "in":
-            params[key] = [_as_text(v) for v in f.value]
-            clauses.append(f"({text} IN {{{key}:Array(String)}} OR {raw} IN {{{key}:Array(String)}})")
-        else:  # eq, neq: a string compares to the string value, anything else to its JSON text
-            params[key] = _as_text(f.value)
-            equal = f"({text} = {{{key}:String}} OR {raw} = {{{key}:String}})"
-            clauses.append(equal if f.op == "eq" else f"({has} AND NOT {equal})")
+            needle = f"{{{key}:String}}"
+            generic = f"({is_string} AND positionCaseInsensitiveUTF8({text}, {needle}) > 0)"
+            fast = f"positionCaseInsensitiveUTF8({hot}, {needle}) > 0"
+            clauses.append(f"if({hot} != '', {fast}, {generic})" if hot else generic)
+        else:  # eq, neq, in
+            kind = "Array(String)" if f.op == "in" else "String"
+            params[key] = [_as_text(v) for v in f.value] if f.op == "in" else _as_text(f.value)
+            compare = "IN" if f.op == "in" else "="
+            value = f"{{{key}:{kind}}}"
+            equal = f"({has} AND if({is_string}, {text} {compare} {value}, {raw} {compare} {value}))"
+            generic = f"({has} AND NOT {equal})" if f.op == "neq" else equal
+            fast = f"{hot} != {value}" if f.op == "neq" else f"{hot} {compare} {value}"
+            clauses.append(f"if({hot} != '', {fast}, {generic})" if hot else generic)
     return " AND ".join(clauses) if clauses else "1"
 
 
@@ -259,28 +283,47 @@ def sql_for(
     tz = ZoneInfo(timezone)
     start = datetime.combine(q.date_from, time(), tz)
     end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
-    params: dict[str, Any] = {"project_id": project_id, "tz": timezone, "start": start, "end": end,
-                              "property": q.property or ""}  # fmt: skip
+    params: dict[str, Any] = {"project_id": project_id, "tz": timezone, "start": start, "end": end}
     event, filters, breakdown = "1", "1", "''"
     if series is not None:
         params["event"] = series.event
         event, filters = "event = {event:String}", _filter_sql(series.filters, "f", params)
         if q.breakdown is not None:
             params["breakdown"] = q.breakdown.property
-            column = "person_properties" if q.breakdown.type == "person" else "properties"
-            breakdown = f"JSONExtractString({column}, {{breakdown:String}})"
+            breakdown = breakdown_sql(q.breakdown)
         if q.measure == "distribution":
+            params["property"] = q.property
             breakdown = "JSONExtractRaw(properties, {property:String})"
+    value, has_value, table = "0", "0", "events"
+    if q.measure in ("sum", "avg"):
+        params["property"] = q.property
+        value, has_value = (
+            "JSONExtractFloat(properties, {property:String})",
+            "JSONHas(properties, {property:String})",
+        )
+        table = "events FINAL"  # one row per uuid before adding values up
     bucket = "toDate('1970-01-01')" if q.measure == "distribution" else INTERVALS[q.interval]
     template = (QUERIES / ("frequency.sql" if q.measure == "frequency" else "trends.sql")).read_text()
     uses_persons = q.breakdown is not None and q.breakdown.type == "person"
     if series is not None:
         uses_persons = uses_persons or any(f.type == "person" for f in series.filters)
-    persons = (QUERIES / "persons_join.sql").read_text().split("\n", 1)[1] if uses_persons else ""
-    for mark, fragment in (("bucket", bucket), ("event", event), ("filters", filters),
-                           ("breakdown", breakdown), ("persons", persons)):  # fmt: skip
-        template = template.replace(f"/*{mark}*/", fragment)
+    fragments = {
+        "bucket": bucket, "event": event, "filters": filters, "breakdown": breakdown, "value": value,
+        "has_value": has_value, "events_table": table, "hot": HOT_COLUMNS,
+        "persons": fragment("person_overrides.sql"),
+        "person_properties": fragment("persons_join.sql") if uses_persons else "",
+    }  # fmt: skip
+    for mark, text in fragments.items():
+        template = template.replace(f"/*{mark}*/", text)
     return template, params
+
+
+def breakdown_sql(breakdown: Breakdown) -> str:
+    """The breakdown value of a row: the property's string value ('' when missing or not a string)."""
+    if breakdown.type == "event" and breakdown.property in HOT_PROPERTIES:
+        return HOT_PROPERTIES[breakdown.property]
+    column = "person_properties" if breakdown.type == "person" else "properties"
+    return f"JSONExtractString({column}, {{breakdown:String}})"
 
 
 def series_values(

@@ -1,39 +1,62 @@
--- Funnel: for each person (after merges) the deepest step reached, ClickHouse windowFunnel semantics:
--- steps in order, each within {window} seconds of step 1, step 1 inside the date range. The steps fragment
--- (one condition per step), first_step and breakdown fragments are filled in by workers/funnels.py; values
--- are {parameters}. With a breakdown, a person counts under the value of their first step-1 event.
-SELECT level, breakdown_value, count() AS persons
+-- Funnel: per person (after merges), the deepest step reached and the times of the chain that reached it.
+-- ClickHouse windowFunnel semantics, second resolution: events in time order (ties in step order); from a
+-- step-1 event inside the date range (a start), each later step is taken at its earliest event after the
+-- previous step's, strictly later than the start and at most {window} seconds after it. A person's level
+-- is the deepest over all their starts; their chain is the first start (in time order) reaching it.
+-- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
+-- sort orders a person's events; a duplicated event (same uuid) changes neither levels nor times.
+-- Fragments filled in by workers/funnels.py: masks, breakdown, and the per-step `next` and
+-- `chains` arrays; values are {parameters}. One statement gives the counts per (level, breakdown value)
+-- and the median seconds from the previous step, overall and (with a breakdown, whose value is the
+-- person's first start's) per breakdown value: grouping sets.
+SELECT
+    grouping(level, breakdown_value, step) AS grouped,
+    level,
+    breakdown_value,
+    step,
+    countIf(step = 1) AS persons,
+    quantileExactInclusive(0.5)(seconds) AS median_seconds
 FROM
 (
-    SELECT
-        person,
-        windowFunnel({window:UInt64})(toDateTime(timestamp), /*steps*/) AS level,
-        argMinIf(/*breakdown*/, timestamp, /*first_step*/) AS breakdown_value
+    SELECT level, breakdown_value, pair.1 AS step, pair.2 AS seconds
     FROM
     (
         SELECT
-            e.timestamp AS timestamp,
-            e.event AS event,
-            e.properties AS properties,
-            if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+            person,
+            arraySort(groupArray(bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + masks)) AS evs,
+            arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
+            arrayEnumerate(evs) AS idx,
+            -- later[x]: the first index >= x whose second is after the one before it (0: none)
+            arrayReverseFill(x -> x > 0, arrayMap(i -> if(i = 1 OR ts[i] > ts[i - 1], i, 0), idx)) AS later,
+            /*next*/,
+            arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0), idx, evs)) AS chains_1,
+            /*chains*/,
+            arrayMap(c -> /*levels*/, chains) AS levels,
+            arrayMax(levels) AS level,
+            chains[indexOf(levels, level)] AS chain,
+            arraySlice([/*pairs*/], 1, level) AS pairs,
+            /*breakdown*/ AS breakdown_value
         FROM
         (
-            SELECT timestamp, event, distinct_id, person_id, properties
-            FROM events FINAL
-            WHERE project_id = {project_id:UInt64}
-              AND event IN {events:Array(String)}
-              AND timestamp >= {start:DateTime64(6, 'UTC')}
-              AND timestamp < {last:DateTime64(6, 'UTC')}
-        ) AS e
-        LEFT JOIN
-        (
-            SELECT distinct_id, argMax(person_id, version) AS person_id
-            FROM person_distinct_ids
-            WHERE project_id = {project_id:UInt64}
-            GROUP BY distinct_id
-        ) AS p ON p.distinct_id = e.distinct_id
+            SELECT
+                e.timestamp AS timestamp,
+                e.properties AS properties,
+                /*masks*/ AS masks,
+                if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+            FROM
+            (
+                SELECT timestamp, event, distinct_id, person_id, /*properties*/ AS properties
+                FROM events
+                WHERE project_id = {project_id:UInt64}
+                  AND event IN {events:Array(String)}
+                  AND timestamp >= {start:DateTime64(6, 'UTC')}
+                  AND timestamp < {last:DateTime64(6, 'UTC')}
+            ) AS e
+            /*persons*/
+        )
+        GROUP BY person
+        HAVING length(chains_1) > 0
     )
-    GROUP BY person
+    ARRAY JOIN pairs AS pair
 )
-WHERE level > 0
-GROUP BY level, breakdown_value
+GROUP BY GROUPING SETS ((level, breakdown_value), /*breakdown_steps*/ (step))

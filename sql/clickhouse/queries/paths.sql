@@ -1,4 +1,4 @@
--- Paths: each session's events in time order (ties by uuid), from its first `start_event` (or its first
+-- Paths: each session's events (each uuid once) in time order (ties by uuid), from its first `start_event` (or its first
 -- event), cut to {steps} events; every step i -> i+1 is an edge "i_<event>" -> "i+1_<event>", valued by
 -- The number of sessions taking it. The start fragment is filled in by workers/paths.py; values are {parameters}.
 SELECT
@@ -11,9 +11,9 @@ FROM
     FROM
     (
         SELECT
-            arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupArray((timestamp, event, toString(uuid))))) AS events,
+            arrayMap(x -> x.2, arraySort(x -> (x.1, x.3), groupUniqArray((timestamp, event, toString(uuid))))) AS events,
             /*start*/ AS first
-        FROM events FINAL
+        FROM events
         WHERE project_id = {project_id:UInt64}
           AND timestamp >= {start:DateTime64(6, 'UTC')}
           AND timestamp < {end:DateTime64(6, 'UTC')}

@@ -1,7 +1,7 @@
 -- Retention in one pass over the events: per person (after merges, each event once) the cohort = the
 -- period (day or ISO week, in the project's time zone) of their first start event in the range, and the
--- periods in which they did the return event. The period and return_event fragments are filled in by
--- workers/retention.py; values are {parameters}. One row per (cohort, period); period = cohort gives the
+-- periods in which they did the return event (sets of periods: a redelivered event changes nothing). The
+-- period, return_event and persons fragments are filled in by workers/retention.py; values are {parameters}. One row per (cohort, period); period = cohort gives the
 -- cohort's size.
 SELECT toString(cohort) AS cohort, toString(period) AS period, count() AS persons
 FROM
@@ -23,15 +23,11 @@ FROM
                 if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
             FROM
             (
-                SELECT timestamp, event, distinct_id, person_id FROM events FINAL
+                SELECT timestamp, event, distinct_id, person_id FROM events
                 WHERE project_id = {project_id:UInt64}
                   AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {until:DateTime64(6, 'UTC')}
             ) AS e
-            LEFT JOIN
-            (
-                SELECT distinct_id, argMax(person_id, version) AS person_id FROM person_distinct_ids
-                WHERE project_id = {project_id:UInt64} GROUP BY distinct_id
-            ) AS p ON p.distinct_id = e.distinct_id
+            /*persons*/
         )
         GROUP BY person
         HAVING started

@@ -1,5 +1,6 @@
 -- Sessions by `$session_id`: each bucketed (project time zone) by its first event in the range;
--- duration = last event - first event; a bounce is a session of one event. The bucket fragment and the filters fragment
+-- duration = last event - first event; a bounce is a session of one event (one uuid: a redelivered event
+-- is the same event). The bucket fragment and the filters fragment
 -- are filled in by workers/sessions.py; values are {parameters}.
 SELECT
     /*bucket*/ AS bucket,
@@ -15,8 +16,8 @@ FROM
         session_id,
         min(timestamp) AS first_seen,
         dateDiff('microsecond', min(timestamp), max(timestamp)) / 1000000 AS duration,
-        count() = 1 AS bounce
-    FROM events FINAL
+        uniqExact(uuid) = 1 AS bounce
+    FROM events
     WHERE project_id = {project_id:UInt64}
       AND timestamp >= {start:DateTime64(6, 'UTC')}
       AND timestamp < {end:DateTime64(6, 'UTC')}
