@@ -23,7 +23,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import events_api, funnels, paths, retention, sessions, trends
+from workers import definitions, events_api, funnels, paths, retention, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -39,6 +39,7 @@ CLICKHOUSE_KEY = web.AppKey("clickhouse", ClickHouse)
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 PROJECTS_KEY = web.AppKey("projects", ProjectCache)
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
+DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -110,111 +111,77 @@ async def create_project(request: web.Request) -> web.Response:
     return web.json_response(_project_json(project), status=201)
 
 
-async def trends_endpoint(request: web.Request) -> web.Response:
-    project = await _caller(request)
-    if isinstance(project, web.Response):
-        return project
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
-    try:
-        q = trends.parse_request(await _json_body(request))
-    except trends.BadRequest as exc:
-        return _error(400, "invalid_request", str(exc))
-    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
+async def _run(app: web.Application, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    limits = {"readonly": 1, "max_execution_time": app[SETTINGS_KEY].query_max_seconds}
+    return await app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
+
+
+async def _trends(app: web.Application, q: trends.TrendsQuery, project: Project) -> Any:
+    active = None
+    if q.measure == "active_percent":
+        active = await _run(app, *trends.sql_for(q, None, project.id, project.timezone))
     result = []
-    try:
-        active = None
-        if q.measure == "active_percent":
-            statement, params = trends.sql_for(q, None, project.id, project.timezone)
-            active = await ch.query(statement, params, settings=limits)
-        for series in q.series:
-            statement, params = trends.sql_for(q, series, project.id, project.timezone)
-            rows = await ch.query(statement, params, settings=limits)
-            if q.measure == "frequency":
-                labels, values = trends.frequency_values(rows)
-                result.append(
-                    {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
-                )
-                continue
-            if q.measure == "distribution":
-                labels, values = trends.distribution_values(rows)
-                result.append(
-                    {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
-                )
-                continue
-            groups = trends.top_breakdown_values(q, rows) if q.breakdown else [""]
-            for value in groups:
-                of_value = [r for r in rows if r["breakdown_value"] == value]
-                labels, values = trends.series_values(q, of_value, project.timezone, active)
-                result.append({"event": series.event, "breakdown_value": value if q.breakdown else None,
-                               "labels": labels, "values": values})  # fmt: skip
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response({"series": result})
+    for series in q.series:
+        rows = await _run(app, *trends.sql_for(q, series, project.id, project.timezone))
+        if q.measure in ("frequency", "distribution"):
+            shape = trends.frequency_values if q.measure == "frequency" else trends.distribution_values
+            labels, values = shape(rows)
+            result.append(
+                {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
+            )
+            continue
+        for value in trends.top_breakdown_values(q, rows) if q.breakdown else [""]:
+            of_value = [r for r in rows if r["breakdown_value"] == value]
+            labels, values = trends.series_values(q, of_value, project.timezone, active)
+            result.append({"event": series.event, "breakdown_value": value if q.breakdown else None,
+                           "labels": labels, "values": values})  # fmt: skip
+    return {"series": result}
 
 
-async def funnels_endpoint(request: web.Request) -> web.Response:
-    project = await _caller(request)
-    if isinstance(project, web.Response):
-        return project
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
-    try:
-        q = funnels.parse_request(await _json_body(request))
-    except trends.BadRequest as exc:
-        return _error(400, "invalid_request", str(exc))
-    statement, params = funnels.sql_for(q, project.id, project.timezone)
-    try:
-        rows = await ch.query(
-            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
-        )
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response(funnels.result(q, rows))
+async def _funnels(app: web.Application, q: funnels.FunnelQuery, project: Project) -> Any:
+    return funnels.result(q, await _run(app, *funnels.sql_for(q, project.id, project.timezone)))
 
 
-async def retention_endpoint(request: web.Request) -> web.Response:
-    project = await _caller(request)
-    if isinstance(project, web.Response):
-        return project
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
-    try:
-        q = retention.parse_request(await _json_body(request))
-    except trends.BadRequest as exc:
-        return _error(400, "invalid_request", str(exc))
-    statement, params = retention.sql_for(q, project.id, project.timezone)
-    try:
-        rows = await ch.query(
-            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
-        )
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response({"cohorts": retention.cohorts(q, rows)})
+async def _retention(app: web.Application, q: retention.RetentionQuery, project: Project) -> Any:
+    rows = await _run(app, *retention.sql_for(q, project.id, project.timezone))
+    return {"cohorts": retention.cohorts(q, rows)}
 
 
-async def sessions_endpoint(request: web.Request) -> web.Response:
-    project = await _caller(request)
-    if isinstance(project, web.Response):
-        return project
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
-    try:
-        q = sessions.parse_request(await _json_body(request))
-    except trends.BadRequest as exc:
-        return _error(400, "invalid_request", str(exc))
-    statement, params = sessions.sql_for(q, project.id, project.timezone)
-    try:
-        rows = await ch.query(
-            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
-        )
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response(sessions.result(q, rows, project.timezone))
+async def _sessions(app: web.Application, q: sessions.SessionsQuery, project: Project) -> Any:
+    rows = await _run(app, *sessions.sql_for(q, project.id, project.timezone))
+    return sessions.result(q, rows, project.timezone)
+
+
+async def _paths(app: web.Application, q: paths.PathsQuery, project: Project) -> Any:
+    rows = await _run(app, *paths.sql_for(q, project.id, project.timezone))
+    return {"edges": [{"source": r["source"], "target": r["target"], "value": r["value"]} for r in rows]}
+
+
+def analytics(
+    parse: Callable[[Any], Any], answer: Callable[[web.Application, Any, Project], Awaitable[Any]]
+) -> Handler:
+    """An analytics endpoint: the caller's project, the parsed request (400 naming what is wrong, or an
+    event or property the project never used), then the answer; ClickHouse down is a 503."""
+
+    async def endpoint(request: web.Request) -> web.Response:
+        project = await _caller(request)
+        if isinstance(project, web.Response):
+            return project
+        try:
+            q = parse(await _json_body(request))
+        except trends.BadRequest as exc:
+            return _error(400, "invalid_request", str(exc))
+        try:
+            await request.app[DEFINITIONS_KEY].check(project.id, definitions.names_in(q))
+            return web.json_response(await answer(request.app, q, project))
+        except definitions.UnknownName as exc:
+            return _error(400, exc.code, str(exc))
+        except ClickHouseError as exc:
+            return _error(400, "query_error", str(exc))
+        except ClickHouseUnavailable as exc:
+            return _error(503, "clickhouse_unavailable", str(exc))
+
+    return endpoint
 
 
 async def _events_page(request: web.Request, project: Project, distinct_ids: list[str] | None) -> Any:
@@ -275,29 +242,6 @@ async def person_endpoint(request: web.Request) -> web.Response:
         "is_identified": person["is_identified"], "created_at": person["created_at"].isoformat(),
         "version": person["version"], **events,
     })  # fmt: skip
-
-
-async def paths_endpoint(request: web.Request) -> web.Response:
-    project = await _caller(request)
-    if isinstance(project, web.Response):
-        return project
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
-    try:
-        q = paths.parse_request(await _json_body(request))
-    except trends.BadRequest as exc:
-        return _error(400, "invalid_request", str(exc))
-    statement, params = paths.sql_for(q, project.id, project.timezone)
-    try:
-        rows = await ch.query(
-            statement, params, settings={"readonly": 1, "max_execution_time": settings.query_max_seconds}
-        )
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response(
-        {"edges": [{"source": r["source"], "target": r["target"], "value": r["value"]} for r in rows]}
-    )
 
 
 def cached(handler: Handler) -> Handler:
@@ -395,11 +339,12 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app[CACHE_KEY] = ResultCache(
         settings.query_cache_seconds, settings.query_cache_recent_seconds, settings.query_cache_entries
     )
-    app.router.add_post("/api/trends", cached(trends_endpoint))
-    app.router.add_post("/api/funnels", cached(funnels_endpoint))
-    app.router.add_post("/api/retention", cached(retention_endpoint))
-    app.router.add_post("/api/sessions", cached(sessions_endpoint))
-    app.router.add_post("/api/paths", cached(paths_endpoint))
+    app[DEFINITIONS_KEY] = definitions.Definitions(ch)
+    app.router.add_post("/api/trends", cached(analytics(trends.parse_request, _trends)))
+    app.router.add_post("/api/funnels", cached(analytics(funnels.parse_request, _funnels)))
+    app.router.add_post("/api/retention", cached(analytics(retention.parse_request, _retention)))
+    app.router.add_post("/api/sessions", cached(analytics(sessions.parse_request, _sessions)))
+    app.router.add_post("/api/paths", cached(analytics(paths.parse_request, _paths)))
     app.router.add_get("/api/events", events_endpoint)
     app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
     return app
