@@ -103,15 +103,18 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
         for k in range(1, len(q.steps))
     )
-    # chains_k: each start's chain as a tuple of k event indexes (0 from the first step not reached)
+    # chains_k: each start's chain as a tuple of k event indexes (0 from the first step not reached):
+    # the next step's candidate (its earliest event after the previous step's), then the window check
     chains = []
     for k in range(1, len(q.steps)):
         after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
-        found = f"if(c.{k} = 0, 0, next_{k}[{after}])"
-        kept = ", ".join(f"c.{n}" for n in range(1, k + 1))
+        kept = ", ".join(f"c.{m}" for m in range(1, k + 1))
         chains.append(
-            f"arrayMap(c -> tuple({kept}, if({found} > 0 AND ts[{found}] - ts[c.1] <= {{window:UInt64}},"
-            f" {found}, 0)), chains_{k}) AS chains_{k + 1}"
+            f"arrayMap(c -> tuple({kept}, if(c.{k} = 0, 0, next_{k}[{after}])), chains_{k}) AS candidates_{k + 1}"
+        )
+        chains.append(
+            f"arrayMap(c -> tuple({kept}, if(c.{k + 1} > 0 AND ts[c.{k + 1}] - ts[c.1] <= {{window:UInt64}},"
+            f" c.{k + 1}, 0)), candidates_{k + 1}) AS chains_{k + 1}"
         )
     n = len(q.steps)
     chains.append(f"chains_{n} AS chains")

@@ -27,7 +27,7 @@ FROM
             arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
             arrayEnumerate(evs) AS idx,
             -- later[x]: the first index >= x whose second is after the one before it (0: none)
-            arrayReverseFill(x -> x > 0, arrayMap(i -> if(i = 1 OR ts[i] > ts[i - 1], i, 0), idx)) AS later,
+            arrayReverseFill(x -> x > 0, arrayMap((i, d) -> if(i = 1 OR d > 0, i, 0), idx, arrayDifference(ts))) AS later,
             /*next*/,
             arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0), idx, evs)) AS chains_1,
             /*chains*/,
