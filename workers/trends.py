@@ -308,7 +308,7 @@ def sql_for(
     if series is not None:
         uses_persons = uses_persons or any(f.type == "person" for f in series.filters)
     fragments = {
-        "bucket": bucket, "event": event, "filters": filters, "breakdown": breakdown, "value": value,
+        "series_events": fragment("series_events.sql"), "bucket": bucket, "event": event, "filters": filters, "breakdown": breakdown, "value": value,
         "has_value": has_value, "events_table": table, "hot": HOT_COLUMNS,
         "persons": fragment("person_overrides.sql"),
         "person_properties": fragment("persons_join.sql") if uses_persons else "",
