@@ -105,7 +105,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     )
     # chains_k: each start's chain as a tuple of k event indexes (0 from the first step not reached):
     # the next step's candidate (its earliest event after the previous step's), then the window check
-    chains = []
+    chains = ["arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0), idx, evs)) AS chains_1"]
     for k in range(1, len(q.steps)):
         after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
         kept = ", ".join(f"c.{m}" for m in range(1, k + 1))

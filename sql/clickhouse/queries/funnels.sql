@@ -5,8 +5,9 @@
 -- is the deepest over all their starts; their chain is the first start (in time order) reaching it.
 -- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
 -- sort orders a person's events; a duplicated event (same uuid) changes neither levels nor times.
--- Fragments filled in by workers/funnels.py: masks, breakdown, and the per-step `next` and
--- `chains` arrays; values are {parameters}. One statement gives the counts per (level, breakdown value)
+-- Fragments filled in by workers/funnels.py: masks, breakdown, the per-step `next` arrays and `chains`,
+-- levels and pairs; values are {parameters}. Each layer reads the one below as columns, which keeps the
+-- query tree small with 20 steps. One statement gives the counts per (level, breakdown value)
 -- and the median seconds from the previous step, overall and (with a breakdown, whose value is the
 -- person's first start's) per breakdown value: grouping sets.
 SELECT
@@ -22,40 +23,51 @@ FROM
     FROM
     (
         SELECT
-            person,
-            arraySort(groupArray(bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + masks)) AS evs,
-            arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
-            arrayEnumerate(evs) AS idx,
-            -- later[x]: the first index >= x whose second is after the one before it (0: none)
-            arrayReverseFill(x -> x > 0, arrayMap((i, d) -> if(i = 1 OR d > 0, i, 0), idx, arrayDifference(ts))) AS later,
-            /*next*/,
-            arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0), idx, evs)) AS chains_1,
-            /*chains*/,
-            arrayMap(c -> /*levels*/, chains) AS levels,
+            breakdown_value,
             arrayMax(levels) AS level,
             chains[indexOf(levels, level)] AS chain,
-            arraySlice([/*pairs*/], 1, level) AS pairs,
-            /*breakdown*/ AS breakdown_value
+            arraySlice([/*pairs*/], 1, level) AS pairs
         FROM
         (
-            SELECT
-                e.timestamp AS timestamp,
-                e.properties AS properties,
-                /*masks*/ AS masks,
-                if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+            SELECT breakdown_value, ts, /*chains*/, arrayMap(c -> /*levels*/, chains) AS levels
             FROM
             (
-                SELECT timestamp, event, distinct_id, person_id, /*properties*/ AS properties
-                FROM events
-                WHERE project_id = {project_id:UInt64}
-                  AND event IN {events:Array(String)}
-                  AND timestamp >= {start:DateTime64(6, 'UTC')}
-                  AND timestamp < {last:DateTime64(6, 'UTC')}
-            ) AS e
-            /*persons*/
+                SELECT
+                    breakdown_value,
+                    evs,
+                    arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
+                    arrayEnumerate(evs) AS idx,
+                    -- later[x]: the first index >= x whose second is after the one before it (0: none)
+                    arrayReverseFill(x -> x > 0, arrayMap((i, d) -> if(i = 1 OR d > 0, i, 0), idx, arrayDifference(ts))) AS later,
+                    /*next*/
+                FROM
+                (
+                    SELECT
+                        arraySort(groupArray(bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + masks)) AS evs,
+                        /*breakdown*/ AS breakdown_value
+                    FROM
+                    (
+                        SELECT
+                            e.timestamp AS timestamp,
+                            e.properties AS properties,
+                            /*masks*/ AS masks,
+                            if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+                        FROM
+                        (
+                            SELECT timestamp, event, distinct_id, person_id, /*properties*/ AS properties
+                            FROM events
+                            WHERE project_id = {project_id:UInt64}
+                              AND event IN {events:Array(String)}
+                              AND timestamp >= {start:DateTime64(6, 'UTC')}
+                              AND timestamp < {last:DateTime64(6, 'UTC')}
+                        ) AS e
+                        /*persons*/
+                    )
+                    GROUP BY person
+                    HAVING countIf(bitTest(masks, 0)) > 0
+                )
+            )
         )
-        GROUP BY person
-        HAVING length(chains_1) > 0
     )
     ARRAY JOIN pairs AS pair
 )
