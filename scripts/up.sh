@@ -39,7 +39,8 @@ user-analytics is up (supervisord; logs in var/log/, stop with: make down)
   project     $project
   capture     http://$CAPTURE_HOST:$CAPTURE_PORT    (PostHog: host=this URL; Amplitude: server_url=this URL/2/httpapi)
   token       $DEV_TOKEN
-  query API   http://$QUERY_HOST:$QUERY_PORT/api/sql   (Authorization: Bearer $DEV_API_KEY)
+  query API   http://$QUERY_HOST:$QUERY_PORT/api/{trends,funnels,retention,sessions,paths,events,persons,sql}
+              (Authorization: Bearer $DEV_API_KEY)
   metrics     capture :$CAPTURE_METRICS_PORT  persons :$PERSONS_METRICS_PORT  writer+query :$WRITER_METRICS_PORT  (/metrics)
 
 Send an event and look at it:
@@ -47,4 +48,6 @@ Send an event and look at it:
     -d '{"api_key":"$DEV_TOKEN","batch":[{"event":"hello","distinct_id":"user-1","properties":{"plan":"pro"}}]}'
   curl -s http://$QUERY_HOST:$QUERY_PORT/api/sql -H 'Authorization: Bearer $DEV_API_KEY' \\
     -d '{"query":"SELECT event, distinct_id, person_id, timestamp FROM events ORDER BY timestamp DESC LIMIT 10"}'
+  curl -s http://$QUERY_HOST:$QUERY_PORT/api/trends -H 'Authorization: Bearer $DEV_API_KEY' \\
+    -d '{"events":[{"event":"hello"}],"measure":"totals","interval":"day","date_from":"$(date -u -d '-6 days' +%F)","date_to":"$(date -u +%F)"}'
 MSG
