@@ -64,7 +64,7 @@ def names_in(q: Any) -> list[Name]:
     elif isinstance(q, PathsQuery) and q.start_event is not None:
         names.append(("event", "start_event", q.start_event))
     elif isinstance(q, SessionsQuery):
-        names += _filter_names(q.filters, "query")
+        names += _filter_names(q.filters, "sessions")
     return names
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workers.trends import (
+    HOT_COLUMNS,
     QUERIES,
     BadRequest,
     Breakdown,
@@ -97,7 +98,6 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
             "argMinIf(JSONExtractString(properties, {breakdown:String}), timestamp, bitTest(masks, 0))"
         )
         breakdown_steps = "(breakdown_value, step),"
-    needs_properties = q.breakdown is not None or any(s.filters for s in q.steps)
     # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
     nexts = ",\n".join(
         f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
@@ -122,7 +122,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     pairs = ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))])
     fragments = {
         "masks": masks, "breakdown": breakdown, "breakdown_steps": breakdown_steps, "next": nexts,
-        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs, "properties": "properties" if needs_properties else "''",
+        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs, "hot": HOT_COLUMNS,
         "persons": fragment("person_overrides.sql"),
     }  # fmt: skip
     template = (QUERIES / "funnels.sql").read_text()

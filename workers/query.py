@@ -210,6 +210,8 @@ async def person_endpoint(request: web.Request) -> web.Response:
     if isinstance(project, web.Response):
         return project
     distinct_id = request.match_info["distinct_id"]
+    if "\x00" in distinct_id:  # Postgres text cannot hold NUL, so no person has such an id
+        return _error(404, "person_not_found", f"no person has the distinct id {distinct_id[:200]!r}")
     try:
         async with request.app[POOL_KEY].acquire() as conn:
             person = await conn.fetchrow(

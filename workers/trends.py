@@ -227,8 +227,10 @@ def _property(n: int, name: str, params: dict[str, Any]) -> str:
 def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]) -> str:
     """Each filter as a condition on the row's `properties` (or `person_properties`): `eq`, `neq` and `in`
     compare a string property to the string value and any other to its JSON text, and need it set;
-    `contains` is a case-insensitive substring of a string property. A hot event property reads its
-    materialized column and parses the JSON only for rows where that column is empty."""
+    gt/gte/lt/lte compare numbers (a property holding anything else never matches); `contains` is a
+    case-insensitive substring of a string property. A hot event property reads its materialized column
+    (JSONExtractString: a string's value, a number's or boolean's text) and parses the JSON only where
+    that column cannot decide."""
     clauses = []
     for n, f in enumerate(filters):
         key = f"{prefix}_{n}"
@@ -246,13 +248,15 @@ def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]
             params[key] = float(f.value)
             sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
             number = f"JSONExtractFloat({column}, {name})"
-            clauses.append(f"({has} AND {number} {sign} {{{key}:Float64}})")
+            is_number = f"JSONType({column}, {name}) IN ('Int64', 'UInt64', 'Double')"
+            clauses.append(f"({is_number} AND {number} {sign} {{{key}:Float64}})")
         elif f.op == "contains":
             params[key] = str(f.value)
             needle = f"{{{key}:String}}"
             generic = f"({is_string} AND positionCaseInsensitiveUTF8({text}, {needle}) > 0)"
-            fast = f"positionCaseInsensitiveUTF8({hot}, {needle}) > 0"
-            clauses.append(f"if({hot} != '', {fast}, {generic})" if hot else generic)
+            # the column holds numbers' text too, so a match is confirmed as a string in the JSON
+            fast = f"(positionCaseInsensitiveUTF8({hot}, {needle}) > 0 AND {is_string})"
+            clauses.append(fast if hot else generic)
         else:  # eq, neq, in
             kind = "Array(String)" if f.op == "in" else "String"
             params[key] = [_as_text(v) for v in f.value] if f.op == "in" else _as_text(f.value)

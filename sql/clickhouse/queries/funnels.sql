@@ -48,13 +48,12 @@ FROM
                     FROM
                     (
                         SELECT
-                            e.timestamp AS timestamp,
-                            e.properties AS properties,
+                            e.*,
                             /*masks*/ AS masks,
                             if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
                         FROM
                         (
-                            SELECT timestamp, event, distinct_id, person_id, /*properties*/ AS properties
+                            SELECT timestamp, event, distinct_id, person_id, properties, /*hot*/
                             FROM events
                             WHERE project_id = {project_id:UInt64}
                               AND event IN {events:Array(String)}
