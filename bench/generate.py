@@ -12,8 +12,9 @@ writes a Dataset through `ClickHouse.insert` in chunks. What the data holds, per
   version 0 and to the user's person at version 1.
 - Merges: a share of users were merged into another user (`user-<j>` -> the other's person at version 1,
   events after the merge carry the new person already), the merged-away person deleted at a higher version.
-- Personless ids `device-<n>`: no `person_distinct_ids` row; their events carry
-  `uuid5(NAMESPACE_URL, "<project_id>:<distinct_id>")`.
+- Personless ids `device-<n>`: their events carry `uuid5(NAMESPACE_URL, "<project_id>:<distinct_id>")`;
+  the odd ones have no `person_distinct_ids` row, the even ones were later linked to a user (one row at
+  version 1, as the persons worker writes an id that joins another person).
 - Duplicate sends (identical rows, same uuid) and late events (received days after their timestamp).
 - Properties `$browser`, `$os`, `$geoip_country_code` (per person), `$pathname` and `$current_url` (some
   hostile), `plan`, `amount` (missing on ~10%), `$session_id` (~80% of sessions); the event named
@@ -315,6 +316,11 @@ def _identities(rng: np.random.Generator, project_id: int, people: _People,
     for i in np.flatnonzero(people.is_anon[:n]):
         rows += [(f"anon-{i}", anon[i], 0), (f"anon-{i}", user[i], 1)]
         rows += [(f"anon-{i}", final[i], 2)] if into[i] >= 0 else []
+    # every other personless device was later linked to a user: its first row joins another person, so the
+    # persons worker writes it at version 1 (workers.identity.first_version); its events keep their uuid5
+    devices = people.distinct_id.to_pylist()[n:]
+    owners = rng.integers(0, n, len(devices)) if n else np.zeros(0, int)
+    rows += [(d, final[owners[k]], 1) for k, d in enumerate(devices) if k % 2 == 0]
     distinct_ids = pd.DataFrame(
         [(project_id, d, p, v, 0) for d, p, v in rows], columns=list(DISTINCT_ID_COLUMNS)
     ).astype({"distinct_id": "str", "person_id": "str"})

@@ -46,8 +46,18 @@ def personless_id(project_id: int, distinct_id: str) -> PersonId:
     return str(uuid.uuid5(PERSONLESS_NAMESPACE, f"{project_id}:{distinct_id}"))
 
 
-def new_person_id() -> PersonId:
-    return str(uuid.uuid4())
+def new_person_id(project_id: int, distinct_id: str) -> PersonId:
+    """A new person takes the id its distinct id's personless events already carry (PostHog does the same),
+    so those events belong to it with nothing rewritten."""
+    return personless_id(project_id, distinct_id)
+
+
+def first_version(project_id: int, distinct_id: str, person_id: PersonId) -> int:
+    """The version of a distinct id's first row: 0 when it names the id's own new person, whose id every
+    earlier event of the id carries; 1 when it joins another person (its earlier personless events carry
+    another id), so that queries resolve its events through `person_distinct_ids`, as they do for every
+    id that moved (version > 0)."""
+    return 0 if person_id == personless_id(project_id, distinct_id) else 1
 
 
 @dataclass
@@ -189,7 +199,7 @@ class Walk:
         person_id = self.ids.get(key)
         if person_id is not None:
             return self.person(person_id)
-        person = Person(self._new_person_id(), key[0], {}, False, event_time(event), 0)
+        person = Person(self._new_person_id(*key), key[0], {}, False, event_time(event), 0)
         self.persons[person.id] = person
         self.changed.add(person.id)
         self.ids[key] = person.id

@@ -24,7 +24,7 @@ import structlog
 
 from workers.consume import ConsumeLoop, KafkaDeadLetters, LoopConfig
 from workers.enrich import GeoIP, RulesCache, add_user_agent
-from workers.identity import Key, Person, PersonId, Plan, Walk, junk_reason, link_of
+from workers.identity import Key, Person, PersonId, Plan, Walk, first_version, junk_reason, link_of
 from workers.kafka import (
     EVENTS,
     EVENTS_RAW,
@@ -202,13 +202,15 @@ class PersonStore:
                     keys = list(plan.insert_ids)
                     inserted = await conn.fetch(
                         """INSERT INTO person_distinct_ids (project_id, distinct_id, person_id, version)
-                           SELECT project_id, distinct_id, person_id, 0
-                           FROM unnest($1::bigint[], $2::text[], $3::uuid[]) AS t(project_id, distinct_id, person_id)
+                           SELECT project_id, distinct_id, person_id, version
+                           FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::bigint[])
+                             AS t(project_id, distinct_id, person_id, version)
                            ON CONFLICT (project_id, distinct_id) DO NOTHING
                            RETURNING distinct_id""",
                         [k[0] for k in keys],
                         [k[1] for k in keys],
                         [plan.insert_ids[k] for k in keys],
+                        [first_version(*k, plan.insert_ids[k]) for k in keys],
                     )
                     if len(inserted) != len(keys):
                         raise Conflict("another worker gave a person to a distinct id first")
@@ -271,7 +273,7 @@ class PersonStore:
     def _changes(self, plan: Plan, moved: list[asyncpg.Record], walk: Walk) -> dict[str, list[Output]]:
         persons = [_person_record(p, deleted=False) for p in plan.insert_persons + plan.update_persons]
         persons += [_person_record(p, deleted=True) for p in plan.delete_persons]
-        ids = [_id_record(k[0], k[1], person_id, 0) for k, person_id in plan.insert_ids.items()]
+        ids = [_id_record(*k, p, first_version(*k, p)) for k, p in plan.insert_ids.items()]
         ids += [
             _id_record(r["project_id"], r["distinct_id"], str(r["person_id"]), r["version"]) for r in moved
         ]

@@ -60,7 +60,9 @@ def test_identities_anonymous_merged_and_personless(data: Dataset) -> None:
     moved = ids[ids["distinct_id"].str.startswith("user-") & (ids["version"] == 1)]
     assert 30 < len(moved) < 90, "about a tenth of the users were merged into another"
     devices = events[events["distinct_id"].str.startswith("device-")]
-    assert len(devices) and not ids["distinct_id"].str.startswith("device-").any()
+    linked = ids[ids["distinct_id"].str.startswith("device-")]
+    assert len(devices) and len(linked) and set(linked["version"]) == {1}
+    assert all(int(d.split("-")[1]) % 2 == 0 for d in linked["distinct_id"]), "the even devices were linked"
     assert (
         devices["person_id"]
         == [str(uuid.uuid5(uuid.NAMESPACE_URL, f"42:{d}")) for d in devices["distinct_id"]]

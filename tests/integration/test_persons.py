@@ -375,3 +375,25 @@ async def test_enrichment_config_changes_apply_without_a_restart(pool: asyncpg.P
     await asyncio.sleep(0.3)
     [second] = await worker.process([raw(project_id, "e2", "noise")])
     assert isinstance(second, Drop) and second.reason == "blocked_event"
+
+
+async def test_a_new_id_keeps_its_own_person_at_version_0_and_a_joining_id_is_written_at_version_1(
+    pool: asyncpg.Pool, project_id: int
+) -> None:
+    """Queries look up only distinct ids above version 0; the others' events all carry their own person."""
+    worker = Persons(pool)
+    personless = {"$process_person_profile": False}
+    [early] = await worker.run(raw(project_id, "visitor", properties=personless))
+    await worker.run(raw(project_id, "member"))
+    out = await worker.outputs(identify(project_id, "member", "visitor"))
+    versions = {r["distinct_id"]: (r["person_id"], r["version"]) for r in out[PERSON_DISTINCT_IDS]}
+    member = str(personless_id(project_id, "member"))
+    assert versions == {"visitor": (member, 1)}, "visitor's earlier events carry another id"
+    assert early["person_id"] == str(personless_id(project_id, "visitor"))
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT distinct_id, person_id::text AS person, version FROM person_distinct_ids"
+            " WHERE project_id = $1 ORDER BY distinct_id",
+            project_id,
+        )
+    assert [tuple(r) for r in rows] == [("member", member, 0), ("visitor", member, 1)]
