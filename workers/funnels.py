@@ -23,6 +23,7 @@ from workers.trends import (
     _date,
     _filter_sql,
     _filters,
+    breakdown_sql,
     event_filters,
     fragment,
 )
@@ -94,9 +95,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     breakdown, breakdown_steps = "''", ""
     if q.breakdown is not None:
         params["breakdown"] = q.breakdown.property
-        breakdown = (
-            "argMinIf(JSONExtractString(properties, {breakdown:String}), timestamp, bitTest(masks, 0))"
-        )
+        breakdown = f"argMinIf({breakdown_sql(q.breakdown)}, timestamp, bitTest(masks, 0))"
         breakdown_steps = "(breakdown_value, step),"
     # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
     nexts = ",\n".join(
