@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workers.trends import (
-    HOT_COLUMNS,
     QUERIES,
     BadRequest,
     Breakdown,
@@ -71,13 +70,26 @@ def parse_request(body: object) -> FunnelQuery:
 
 
 def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
-    """Step n's condition (its event and filters; step 1 also inside the range)."""
-    step = q.steps[n]
-    params[f"step_{n}"] = step.event
-    condition = f"(event = {{step_{n}:String}} AND {_filter_sql(step.filters, f's{n}', params)}"
-    if n == 0:
-        condition += " AND timestamp < {end:DateTime64(6, 'UTC')}"
-    return condition + ")"
+    """Step n's condition on a row of its event: its filters (step 1: also inside the range)."""
+    condition = _filter_sql(q.steps[n].filters, f"s{n}", params)
+    return f"({condition} AND timestamp < {{end:DateTime64(6, 'UTC')}})" if n == 0 else f"({condition})"
+
+
+def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
+    """The rows of each event name the steps use, with their step masks, as one UNION ALL."""
+    template = fragment("step_events.sql")
+    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
+    selects = []
+    for i, event in enumerate(sorted({s.event for s in q.steps})):
+        params[f"event_{i}"] = event
+        steps = [n for n, s in enumerate(q.steps) if s.event == event]
+        masks = " + ".join(f"toUInt32{conditions[n]} * {1 << n}" for n in steps)
+        breakdown = "''"
+        if q.breakdown is not None and 0 in steps:
+            breakdown = breakdown_sql(q.breakdown)
+        select = template.replace("/*masks*/", masks).replace("/*row_breakdown*/", breakdown)
+        selects.append(select.replace("{/*event*/:String}", f"{{event_{i}:String}}"))
+    return "\nUNION ALL\n".join(selects)
 
 
 def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
@@ -88,14 +100,10 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     params: dict[str, Any] = {
         "project_id": project_id, "window": q.window_seconds, "start": start, "end": end,
         "last": end + timedelta(seconds=q.window_seconds + 1),
-        "events": sorted({s.event for s in q.steps}),
     }  # fmt: skip
-    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
-    masks = " + ".join(f"toUInt32({c}) * {1 << n}" for n, c in enumerate(conditions))
-    breakdown, breakdown_steps = "''", ""
+    breakdown_steps = ""
     if q.breakdown is not None:
         params["breakdown"] = q.breakdown.property
-        breakdown = f"argMinIf({breakdown_sql(q.breakdown)}, timestamp, bitTest(masks, 0))"
         breakdown_steps = "(breakdown_value, step),"
     # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
     nexts = ",\n".join(
@@ -120,8 +128,8 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     levels = " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))])
     pairs = ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))])
     fragments = {
-        "masks": masks, "breakdown": breakdown, "breakdown_steps": breakdown_steps, "next": nexts,
-        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs, "hot": HOT_COLUMNS,
+        "step_events": _step_events(q, params), "breakdown_steps": breakdown_steps, "next": nexts,
+        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs,
         "persons": fragment("person_overrides.sql"),
     }  # fmt: skip
     template = (QUERIES / "funnels.sql").read_text()

@@ -237,9 +237,10 @@ def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]
         column = "person_properties" if f.type == "person" else "properties"
         params[f"{key}_name"] = f.property
         name = f"{{{key}_name:String}}"
-        has, raw = f"JSONHas({column}, {name})", f"JSONExtractRaw({column}, {name})"
-        is_string = f"JSONType({column}, {name}) = 'String'"
-        text = f"JSONExtractString({column}, {name})"
+        # the properties JSON is parsed once per row (raw: the value's JSON text, '' when the key is
+        # missing); the rest reads that short text
+        raw = f"JSONExtractRaw({column}, {name})"
+        has, is_string, text = f"({raw} != '')", f"startsWith({raw}, '\"')", f"JSONExtractString({raw})"
         hot = HOT_PROPERTIES.get(f.property) if f.type == "event" else None
         if f.op in ("is_set", "is_not_set"):
             is_set = f"({hot} != '' OR {has})" if hot else has
@@ -247,8 +248,10 @@ def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]
         elif f.op in ("gt", "gte", "lt", "lte"):
             params[key] = float(f.value)
             sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
-            number = f"JSONExtractFloat({column}, {name})"
-            is_number = f"JSONType({column}, {name}) IN ('Int64', 'UInt64', 'Double')"
+            number, is_number = (
+                f"JSONExtractFloat({raw})",
+                f"JSONType({raw}) IN ('Int64', 'UInt64', 'Double')",
+            )
             clauses.append(f"({is_number} AND {number} {sign} {{{key}:Float64}})")
         elif f.op == "contains":
             params[key] = str(f.value)

@@ -5,7 +5,9 @@
 -- is the deepest over all their starts; their chain is the first start (in time order) reaching it.
 -- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
 -- sort orders a person's events; a duplicated event (same uuid) changes neither levels nor times.
--- Fragments filled in by workers/funnels.py: masks, breakdown, the per-step `next` arrays and `chains`,
+-- Fragments filled in by workers/funnels.py: step_events (step_events.sql once per event name, UNION
+-- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
+-- the per-step `next` arrays and `chains`,
 -- levels and pairs; values are {parameters}. Each layer reads the one below as columns, which keeps the
 -- query tree small with 20 steps. One statement gives the counts per (level, breakdown value)
 -- and the median seconds from the previous step, overall and (with a breakdown, whose value is the
@@ -44,21 +46,15 @@ FROM
                 (
                     SELECT
                         arraySort(groupArray(bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + masks)) AS evs,
-                        /*breakdown*/ AS breakdown_value
+                        argMinIf(row_breakdown, timestamp, bitTest(masks, 0)) AS breakdown_value
                     FROM
                     (
                         SELECT
                             e.*,
-                            /*masks*/ AS masks,
                             if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
                         FROM
                         (
-                            SELECT timestamp, event, distinct_id, person_id, properties, /*hot*/
-                            FROM events
-                            WHERE project_id = {project_id:UInt64}
-                              AND event IN {events:Array(String)}
-                              AND timestamp >= {start:DateTime64(6, 'UTC')}
-                              AND timestamp < {last:DateTime64(6, 'UTC')}
+                            /*step_events*/
                         ) AS e
                         /*persons*/
                     )
