@@ -40,6 +40,8 @@ POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 PROJECTS_KEY = web.AppKey("projects", ProjectCache)
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
 DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
+# ClickHouse error codes of a valid analytics request that hit a limit: TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
+TOO_BIG = {159: "over QUERY_MAX_SECONDS", 241: "over ClickHouse's memory limit"}
 
 
 def _error(status: int, code: str, detail: str) -> web.Response:
@@ -177,6 +179,8 @@ def analytics(
         except definitions.UnknownName as exc:
             return _error(400, exc.code, str(exc))
         except ClickHouseError as exc:
+            if exc.code in TOO_BIG:  # the request is valid; the data is too much for the limits
+                return _error(503, "query_too_expensive", f"{TOO_BIG[exc.code]}: {exc}")
             return _error(400, "query_error", str(exc))
         except ClickHouseUnavailable as exc:
             return _error(503, "clickhouse_unavailable", str(exc))
