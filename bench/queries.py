@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg
 import orjson
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from bench.generate import generate, insert
 from tests.components import create_database, drop_database
-from workers import funnels, paths, retention, sessions, trends
+from workers import events_api, funnels, paths, retention, sessions, trends
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse, migrate_postgres
 from workers.projects import ensure_project
@@ -65,6 +66,10 @@ def requests(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
         "sessions_filtered": ("/api/sessions", {"interval": "week", "filters": [
             {"property": "$os", "op": "eq", "value": "iOS"}], **week}),
         "paths_5_steps": ("/api/paths", {"steps": 5, "limit": 50, **week}),
+        # GET: the query string; no result cache, so "warm" is the same request again
+        "events_newest_100": ("/api/events", {"limit": "100"}),
+        "events_filtered_1000": ("/api/events", {"limit": "1000", "event": "purchase", "filters": orjson.dumps(
+            [{"property": "plan", "op": "eq", "value": "pro"}]).decode()}),
     }  # fmt: skip
 
 
@@ -78,9 +83,20 @@ def plain_sql(path: str, body: dict[str, Any], project_id: int) -> list[tuple[st
         return [funnels.sql_for(q, project_id, "UTC")]
     if path == "/api/retention":
         return [retention.sql_for(retention.parse_request(body), project_id, "UTC")]
+    if path == "/api/events":  # the page as one plain statement over the whole range (no day windows)
+        statement, params, limit = events_api.events_sql(project_id, body)
+        return [(statement, {**params, "scan": 2 * (limit + 1)})]
     if path == "/api/sessions":
         return [sessions.sql_for(sessions.parse_request(body), project_id, "UTC")]
     return [paths.sql_for(paths.parse_request(body), project_id, "UTC")]
+
+
+async def ask(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> ClientResponse:
+    if path == "/api/events":
+        return await client.get(
+            path, params={k: v for k, v in body.items() if k != "refresh"}, headers=headers
+        )
+    return await client.post(path, json=body, headers=headers)
 
 
 def quantiles(samples: list[float]) -> dict[str, float]:
@@ -124,7 +140,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 cold, warm, plain = [], [], []
                 for _ in range(args.runs):  # cold and plain SQL alternate, so both see the same machine
                     started = time.perf_counter()
-                    response = await client.post(path, json={**body, "refresh": True}, headers=headers)
+                    response = await ask(client, path, {**body, "refresh": True}, headers)
                     answer = await response.read()
                     cold.append(time.perf_counter() - started)
                     assert response.status == 200, answer[:500]
@@ -134,7 +150,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     plain.append(time.perf_counter() - started)
                 for _ in range(args.runs):
                     started = time.perf_counter()
-                    response = await client.post(path, json=body, headers=headers)
+                    response = await ask(client, path, body, headers)
                     await response.read()
                     warm.append(time.perf_counter() - started)
                 row = {"cold": quantiles(cold), "warm": quantiles(warm), "plain_sql": quantiles(plain)}

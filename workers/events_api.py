@@ -51,7 +51,6 @@ def events_sql(
         moment, _, event_uuid = query["cursor"].partition("|")
         params["before"], params["before_uuid"] = _instant(moment, "cursor", LATEST), event_uuid
     limit = _limit(query.get("limit"))
-    params["limit"] = limit + 1  # one more: is there a next page?
     raw_filters = query.get("filters")
     try:
         filters = event_filters(
@@ -71,6 +70,11 @@ def events_sql(
         clauses.append("distinct_id IN {distinct_ids:Array(String)}")
     statement = (QUERIES / "events.sql").read_text().replace("/*filters*/", " AND ".join(clauses))
     return statement, params, limit
+
+
+def distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each event once: a redelivered copy has the same uuid and sorts right beside the first."""
+    return [r for n, r in enumerate(rows) if n == 0 or r["uuid"] != rows[n - 1]["uuid"]]
 
 
 def page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,8 +45,12 @@ DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 TOO_BIG = {159: "over QUERY_MAX_SECONDS", 241: "over ClickHouse's memory limit"}
 
 
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
 def _error(status: int, code: str, detail: str) -> web.Response:
-    return web.json_response({"type": "error", "code": code, "detail": detail}, status=status)
+    return _json({"type": "error", "code": code, "detail": detail}, status=status)
 
 
 def _authorized(request: web.Request, key: str) -> bool:
@@ -88,7 +93,7 @@ async def projects_me(request: web.Request) -> web.Response:
     project = await _caller(request)
     if isinstance(project, web.Response):
         return project
-    return web.json_response(_project_json(project))
+    return _json(_project_json(project))
 
 
 async def create_project(request: web.Request) -> web.Response:
@@ -110,7 +115,7 @@ async def create_project(request: web.Request) -> web.Response:
     if not isinstance(timezone, str) or not timezone:
         return _error(400, "invalid_timezone", "timezone: an IANA time zone name, e.g. Europe/Berlin")
     project = await ensure_project(request.app[POOL_KEY], name.strip(), timezone=timezone)
-    return web.json_response(_project_json(project), status=201)
+    return _json(_project_json(project), status=201)
 
 
 async def _run(app: web.Application, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -175,7 +180,7 @@ def analytics(
             return _error(400, "invalid_request", str(exc))
         try:
             await request.app[DEFINITIONS_KEY].check(project.id, definitions.names_in(q))
-            return web.json_response(await answer(request.app, q, project))
+            return _json(await answer(request.app, q, project))
         except definitions.UnknownName as exc:
             return _error(400, exc.code, str(exc))
         except ClickHouseError as exc:
@@ -192,7 +197,21 @@ async def _events_page(request: web.Request, project: Project, distinct_ids: lis
     settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
     statement, params, limit = events_api.events_sql(project.id, dict(request.query), distinct_ids)
     limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
-    return events_api.page(await ch.query(statement, params, settings=limits), limit)
+    # A page needs limit + 1 distinct events (one more: is there a next page?). Newest first, so look at
+    # the last day before the page's end, then 8x further back, up to `after`; and read more rows when
+    # redelivered copies left the page short.
+    end = min(params["before"], datetime.now(UTC) + timedelta(days=1))
+    days, scan = 1, 2 * (limit + 1)
+    while True:
+        since = max(params["after"], end - timedelta(days=days))
+        rows = await ch.query(statement, {**params, "after": since, "scan": scan}, settings=limits)
+        distinct = events_api.distinct(rows)
+        if len(distinct) > limit or (len(rows) < scan and since == params["after"]):
+            return events_api.page(distinct, limit)
+        if len(rows) < scan:
+            days *= 8
+        else:
+            scan *= 4
 
 
 async def events_endpoint(request: web.Request) -> web.Response:
@@ -200,7 +219,7 @@ async def events_endpoint(request: web.Request) -> web.Response:
     if isinstance(project, web.Response):
         return project
     try:
-        return web.json_response(await _events_page(request, project, None))
+        return _json(await _events_page(request, project, None))
     except trends.BadRequest as exc:
         return _error(400, "invalid_request", str(exc))
     except ClickHouseError as exc:
@@ -243,7 +262,7 @@ async def person_endpoint(request: web.Request) -> web.Response:
         return _error(400, "query_error", str(exc))
     except ClickHouseUnavailable as exc:
         return _error(503, "clickhouse_unavailable", str(exc))
-    return web.json_response({
+    return _json({
         "id": str(person["id"]), "distinct_ids": ids, "properties": orjson.loads(person["properties"]),
         "is_identified": person["is_identified"], "created_at": person["created_at"].isoformat(),
         "version": person["version"], **events,
