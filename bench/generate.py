@@ -370,14 +370,19 @@ async def _chunks(
         await ch.insert(table, columns, _rows(frame.iloc[first : first + size], columns))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The generator's options, shared with bench/queries.py."""
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--persons", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def main() -> None:
+    parser = data_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--project-id", type=int, default=1)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -31,7 +31,7 @@ import orjson
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.generate import generate, insert
+from bench.generate import data_arguments, generate, insert
 from tests.components import create_database, drop_database
 from workers import events_api, funnels, paths, retention, sessions, trends
 from workers.clickhouse import ClickHouse, connect
@@ -169,14 +169,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = data_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--persons", type=int, default=200_000)
-    parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
