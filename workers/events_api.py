@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from workers.trends import QUERIES, BadRequest, _filter_sql, _filters, event_filters
+from workers.trends import BadRequest, _filter_sql, _filters, event_filters, statement
 
 MAX_LIMIT = 1000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,8 +68,7 @@ def events_sql(
     if distinct_ids is not None:
         params["distinct_ids"] = distinct_ids
         clauses.append("distinct_id IN {distinct_ids:Array(String)}")
-    statement = (QUERIES / "events.sql").read_text().replace("/*filters*/", " AND ".join(clauses))
-    return statement, params, limit
+    return statement("events.sql", {"filters": " AND ".join(clauses)}), params, limit
 
 
 def distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

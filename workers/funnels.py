@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workers.trends import (
-    QUERIES,
     BadRequest,
     Breakdown,
     Series,
@@ -25,6 +24,7 @@ from workers.trends import (
     breakdown_sql,
     event_filters,
     fragment,
+    statement,
 )
 
 MAX_STEPS = 20
@@ -77,7 +77,6 @@ def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
 
 def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
     """The rows of each event name the steps use, with their step masks, as one UNION ALL."""
-    template = fragment("step_events.sql")
     conditions = [_condition(q, n, params) for n in range(len(q.steps))]
     selects = []
     for i, event in enumerate(sorted({s.event for s in q.steps})):
@@ -87,8 +86,8 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
         breakdown = "''"
         if q.breakdown is not None and 0 in steps:
             breakdown = breakdown_sql(q.breakdown)
-        select = template.replace("/*masks*/", masks).replace("/*row_breakdown*/", breakdown)
-        selects.append(select.replace("{/*event*/:String}", f"{{event_{i}:String}}"))
+        fragments = {"masks": masks, "row_breakdown": breakdown, "event": f"event_{i}"}
+        selects.append(statement("step_events.sql", fragments))
     return "\nUNION ALL\n".join(selects)
 
 
@@ -132,10 +131,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "chains": ",\n".join(chains), "levels": levels, "pairs": pairs,
         "persons": fragment("person_overrides.sql"),
     }  # fmt: skip
-    template = (QUERIES / "funnels.sql").read_text()
-    for mark, text in fragments.items():
-        template = template.replace(f"/*{mark}*/", text)
-    return template, params
+    return statement("funnels.sql", fragments), params
 
 
 COUNTS, STEP_TIMES_PER_VALUE, STEP_TIMES = 1, 4, 6  # grouping(level, breakdown_value, step) of each set

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import QUERIES, BadRequest, _date
+from workers.trends import BadRequest, _date, statement
 
 MAX_STEPS = 10
 
@@ -57,4 +57,4 @@ def sql_for(q: PathsQuery, project_id: int, timezone: str) -> tuple[str, dict[st
     if q.start_event is not None:
         params["start_event"] = q.start_event
         start = "indexOf(events, {start_event:String})"
-    return (QUERIES / "paths.sql").read_text().replace("/*start*/", start), params
+    return statement("paths.sql", {"start": start}), params

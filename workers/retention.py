@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import QUERIES, BadRequest, _date, fragment
+from workers.trends import BadRequest, _date, fragment, statement
 
 PERIODS = {"day": "toDate(timestamp, {tz:String})", "week": "toMonday(timestamp, {tz:String})"}
 MAX_PERIODS = 60
@@ -66,9 +66,12 @@ def sql_for(q: RetentionQuery, project_id: int, timezone: str) -> tuple[str, dic
         "until": datetime.combine(until_day, time(), tz),
     }  # fmt: skip
     returning = "1" if q.return_event == "$any" else "event = {return_event:String}"
-    statement = (QUERIES / "retention.sql").read_text().replace("/*period*/", PERIODS[q.period])
-    statement = statement.replace("/*persons*/", fragment("person_overrides.sql"))
-    return statement.replace("/*return_event*/", returning), params
+    fragments = {
+        "period": PERIODS[q.period],
+        "persons": fragment("person_overrides.sql"),
+        "return_event": returning,
+    }
+    return statement("retention.sql", fragments), params
 
 
 def cohorts(q: RetentionQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

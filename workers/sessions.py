@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from workers.trends import (
     INTERVALS,
-    QUERIES,
     BadRequest,
     Filter,
     TrendsQuery,
@@ -25,6 +24,7 @@ from workers.trends import (
     bucket_starts,
     event_filters,
     label,
+    statement,
 )
 
 
@@ -61,11 +61,8 @@ def sql_for(q: SessionsQuery, project_id: int, timezone: str) -> tuple[str, dict
         "start": datetime.combine(q.date_from, time(), tz),
         "end": datetime.combine(q.date_to + timedelta(days=1), time(), tz),
     }  # fmt: skip
-    template = (QUERIES / "sessions.sql").read_text()
-    statement = template.replace("/*bucket*/", INTERVALS[q.interval]).replace(
-        "/*filters*/", _filter_sql(q.filters, "f", params)
-    )
-    return statement, params
+    fragments = {"bucket": INTERVALS[q.interval], "filters": _filter_sql(q.filters, "f", params)}
+    return statement("sessions.sql", fragments), params
 
 
 def result(q: SessionsQuery, rows: list[dict[str, Any]], timezone: str) -> dict[str, Any]:

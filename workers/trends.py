@@ -10,8 +10,10 @@ in the project's time zone; `date_to` is inclusive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,10 +40,19 @@ MAX_DAYS = 366 * 2
 MAX_EVENTS = 10
 
 
+@cache
 def fragment(name: str) -> str:
-    """A shared SQL fragment from sql/clickhouse/queries/, without its comment lines."""
+    """A file of sql/clickhouse/queries/ without its comment lines, read once per process."""
     lines = (QUERIES / name).read_text().splitlines()
     return "\n".join(line for line in lines if not line.startswith("--"))
+
+
+def statement(name: str, fragments: Mapping[str, str]) -> str:
+    """A query file with its /*mark*/ fragments filled in, in order (a fragment may carry later marks)."""
+    text = fragment(name)
+    for mark, value in fragments.items():
+        text = text.replace(f"/*{mark}*/", value)
+    return text
 
 
 class BadRequest(ValueError):
@@ -219,11 +230,6 @@ def bucket_start(value: object, tz: ZoneInfo) -> datetime:
     return datetime.fromisoformat(str(value)).replace(tzinfo=tz)
 
 
-def _property(n: int, name: str, params: dict[str, Any]) -> str:
-    params[f"p{n}"] = name
-    return f"{{p{n}:String}}"
-
-
 def _filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]) -> str:
     """Each filter as a condition on the row's `properties` (or `person_properties`): `eq`, `neq` and `in`
     compare a string property to the string value and any other to its JSON text, and need it set;
@@ -310,7 +316,6 @@ def sql_for(
         )
         table = "events FINAL"  # one row per uuid before adding values up
     bucket = "toDate('1970-01-01')" if q.measure == "distribution" else INTERVALS[q.interval]
-    template = (QUERIES / ("frequency.sql" if q.measure == "frequency" else "trends.sql")).read_text()
     uses_persons = q.breakdown is not None and q.breakdown.type == "person"
     if series is not None:
         uses_persons = uses_persons or any(f.type == "person" for f in series.filters)
@@ -320,13 +325,11 @@ def sql_for(
         "persons": fragment("person_overrides.sql"),
         "person_properties": fragment("persons_join.sql") if uses_persons else "",
     }  # fmt: skip
-    for mark, text in fragments.items():
-        template = template.replace(f"/*{mark}*/", text)
-    return template, params
+    return statement("frequency.sql" if q.measure == "frequency" else "trends.sql", fragments), params
 
 
 def breakdown_sql(breakdown: Breakdown) -> str:
-    """The breakdown value of a row: the property's string value ('' when missing or not a string)."""
+    """The breakdown value of a row: a string's value, a number's or boolean's text, '' otherwise."""
     if breakdown.type == "event" and breakdown.property in HOT_PROPERTIES:
         return HOT_PROPERTIES[breakdown.property]
     column = "person_properties" if breakdown.type == "person" else "properties"
