@@ -168,35 +168,48 @@ def analytics(
     parse: Callable[[Any], Any], answer: Callable[[web.Application, Any, Project], Awaitable[Any]]
 ) -> Handler:
     """An analytics endpoint: the caller's project, the parsed request (400 naming what is wrong, or an
-    event or property the project never used), then the answer; ClickHouse down is a 503."""
+    event or property the project never used), then the answer, from the result cache when it holds one
+    (header `X-Cache: hit|miss`)."""
 
     async def endpoint(request: web.Request) -> web.Response:
         project = await _caller(request)
         if isinstance(project, web.Response):
             return project
         try:
-            q = parse(await _json_body(request))
+            body = await _json_body(request)
+            q = parse(body)
         except trends.BadRequest as exc:
             return _error(400, "invalid_request", str(exc))
+        cache = request.app[CACHE_KEY]
+        key, refresh = ResultCache.key(request.path, project.id, body)
+        if not refresh and (cached := cache.get(key)) is not None:
+            return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
         try:
             await request.app[DEFINITIONS_KEY].check(project.id, definitions.names_in(q))
-            return _json(await answer(request.app, q, project))
+            result = orjson.dumps(await answer(request.app, q, project))
         except definitions.UnknownName as exc:
             return _error(400, exc.code, str(exc))
-        except ClickHouseError as exc:
-            if exc.code in TOO_BIG:  # the request is valid; the data is too much for the limits
-                return _error(503, "query_too_expensive", f"{TOO_BIG[exc.code]}: {exc}")
-            return _error(400, "query_error", str(exc))
-        except ClickHouseUnavailable as exc:
-            return _error(503, "clickhouse_unavailable", str(exc))
+        except (ClickHouseError, ClickHouseUnavailable) as exc:
+            return _refused(exc)
+        cache.put(key, body, result, project.timezone)
+        return web.Response(body=result, content_type="application/json", headers={"X-Cache": "miss"})
 
     return endpoint
 
 
+def _refused(exc: ClickHouseError | ClickHouseUnavailable) -> web.Response:
+    """ClickHouse's refusal as the caller's answer: down is a 503, a valid statement over the time or
+    memory limit a 503 naming the limit, any other refusal a 400 with ClickHouse's message."""
+    if isinstance(exc, ClickHouseUnavailable):
+        log.error("clickhouse_unavailable", error=str(exc))
+        return _error(503, "clickhouse_unavailable", str(exc))
+    if exc.code in TOO_BIG:
+        return _error(503, "query_too_expensive", f"{TOO_BIG[exc.code]}: {exc}")
+    return _error(400, "query_error", str(exc))
+
+
 async def _events_page(request: web.Request, project: Project, distinct_ids: list[str] | None) -> Any:
-    settings, ch = request.app[SETTINGS_KEY], request.app[CLICKHOUSE_KEY]
     statement, params, limit = events_api.events_sql(project.id, dict(request.query), distinct_ids)
-    limits = {"readonly": 1, "max_execution_time": settings.query_max_seconds}
     # A page needs limit + 1 distinct events (one more: is there a next page?). Newest first, so look at
     # the last day before the page's end, then 8x further back, up to `after`; and read more rows when
     # redelivered copies left the page short.
@@ -204,7 +217,7 @@ async def _events_page(request: web.Request, project: Project, distinct_ids: lis
     days, scan = 1, 2 * (limit + 1)
     while True:
         since = max(params["after"], end - timedelta(days=days))
-        rows = await ch.query(statement, {**params, "after": since, "scan": scan}, settings=limits)
+        rows = await _run(request.app, statement, {**params, "after": since, "scan": scan})
         distinct = events_api.distinct(rows)
         if len(distinct) > limit or (len(rows) < scan and since == params["after"]):
             return events_api.page(distinct, limit)
@@ -222,10 +235,8 @@ async def events_endpoint(request: web.Request) -> web.Response:
         return _json(await _events_page(request, project, None))
     except trends.BadRequest as exc:
         return _error(400, "invalid_request", str(exc))
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
+    except (ClickHouseError, ClickHouseUnavailable) as exc:
+        return _refused(exc)
 
 
 async def person_endpoint(request: web.Request) -> web.Response:
@@ -258,39 +269,13 @@ async def person_endpoint(request: web.Request) -> web.Response:
         events = await _events_page(request, project, ids)
     except trends.BadRequest as exc:
         return _error(400, "invalid_request", str(exc))
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        return _error(503, "clickhouse_unavailable", str(exc))
+    except (ClickHouseError, ClickHouseUnavailable) as exc:
+        return _refused(exc)
     return _json({
         "id": str(person["id"]), "distinct_ids": ids, "properties": orjson.loads(person["properties"]),
         "is_identified": person["is_identified"], "created_at": person["created_at"].isoformat(),
         "version": person["version"], **events,
     })  # fmt: skip
-
-
-def cached(handler: Handler) -> Handler:
-    """Serve a repeated analytics request from the result cache (header `X-Cache: hit|miss`)."""
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        project = await _caller(request)
-        if isinstance(project, web.Response):
-            return project
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return await handler(request)  # the handler answers the 400
-        cache = request.app[CACHE_KEY]
-        key, refresh = ResultCache.key(request.path, project.id, body)
-        if not refresh and (answer := cache.get(key)) is not None:
-            return web.Response(body=answer, content_type="application/json", headers={"X-Cache": "hit"})
-        response = await handler(request)
-        if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
-            cache.put(key, body, response.body, project.timezone)
-        response.headers["X-Cache"] = "miss"
-        return response
-
-    return serve
 
 
 def readonly_sql(statement: str, max_rows: int) -> str:
@@ -318,11 +303,8 @@ async def sql(request: web.Request) -> web.Response:
     started = time.perf_counter()
     try:
         rows = await ch.query(readonly_sql(statement, settings.query_max_rows), settings=limits)
-    except ClickHouseError as exc:
-        return _error(400, "query_error", str(exc))
-    except ClickHouseUnavailable as exc:
-        log.error("clickhouse_unavailable", error=str(exc))
-        return _error(503, "clickhouse_unavailable", str(exc))
+    except (ClickHouseError, ClickHouseUnavailable) as exc:
+        return _refused(exc)
     truncated = len(rows) > settings.query_max_rows
     rows = rows[: settings.query_max_rows]
     return web.Response(
@@ -365,11 +347,11 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
         settings.query_cache_seconds, settings.query_cache_recent_seconds, settings.query_cache_entries
     )
     app[DEFINITIONS_KEY] = definitions.Definitions(ch)
-    app.router.add_post("/api/trends", cached(analytics(trends.parse_request, _trends)))
-    app.router.add_post("/api/funnels", cached(analytics(funnels.parse_request, _funnels)))
-    app.router.add_post("/api/retention", cached(analytics(retention.parse_request, _retention)))
-    app.router.add_post("/api/sessions", cached(analytics(sessions.parse_request, _sessions)))
-    app.router.add_post("/api/paths", cached(analytics(paths.parse_request, _paths)))
+    app.router.add_post("/api/trends", analytics(trends.parse_request, _trends))
+    app.router.add_post("/api/funnels", analytics(funnels.parse_request, _funnels))
+    app.router.add_post("/api/retention", analytics(retention.parse_request, _retention))
+    app.router.add_post("/api/sessions", analytics(sessions.parse_request, _sessions))
+    app.router.add_post("/api/paths", analytics(paths.parse_request, _paths))
     app.router.add_get("/api/events", events_endpoint)
     app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
     return app

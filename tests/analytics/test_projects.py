@@ -84,7 +84,7 @@ async def test_result_cache_hits_refreshes_and_never_crosses_projects(
 async def test_errors_are_not_cached(client: TestClient, world: World) -> None:
     for _ in range(2):
         response = await client.post("/api/trends", json={"events": [], **RANGE_A}, headers=auth(world.a.key))
-        assert response.status == 400 and response.headers["X-Cache"] == "miss"
+        assert response.status == 400 and response.headers.get("X-Cache") != "hit"
 
 
 async def test_the_cache_key_ignores_key_order(client: TestClient, world: World) -> None:
