@@ -18,9 +18,8 @@ from workers.retention import RetentionQuery
 from workers.sessions import SessionsQuery
 from workers.trends import Filter, TrendsQuery
 
-Name = tuple[
-    str, str, str
-]  # (kind, the request field, the name); kind: event | event_property | person_property
+# (kind, the request field, the name); kind: event | event_property | person_property
+Name = tuple[str, str, str]
 NAMES_SQL = "SELECT kind, name FROM definitions WHERE project_id = {project_id:UInt64} GROUP BY kind, name"
 WHAT = {
     "event": "no event named",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from tests import reference
 from tests.analytics.support import Side, World, all_pages, assert_same, get
+from workers.projects import ensure_project
+from workers.writer import EVENT_COLUMNS
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 PRO = [{"property": "plan", "op": "eq", "value": "pro"}]
@@ -129,3 +132,31 @@ async def test_another_projects_person_is_invisible(
     _, distinct_ids, _ = merged_person
     status, answer = await get(client, f"/api/persons/{distinct_ids[0]}", world.b.key, {})
     assert status == 404, answer
+
+
+async def test_a_page_reads_on_past_many_copies_of_a_redelivered_event(
+    client: TestClient, world: World, pg_dsn: str
+) -> None:
+    """The newest event stored ten times fills the first read of a one-event page with copies: the page
+    still holds one event of each uuid and the cursor leads to the older event."""
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    project = await ensure_project(pool, "copies", api_token=f"copies-{uuid.uuid4().hex}")
+    await pool.close()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    newest, older = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def row(event_uuid: str, when: datetime) -> tuple[Any, ...]:
+        return (event_uuid, project.id, "$pageview", "d", str(uuid.uuid4()), "{}", when, "{}", "", "", "",
+                "web", None, when)  # fmt: skip
+
+    await world.ch.insert(
+        "events", EVENT_COLUMNS, [row(newest, now)] * 10 + [row(older, now - timedelta(hours=1))]
+    )
+    status, first = await get(client, "/api/events", project.api_key, {"limit": "1"})
+    assert status == 200 and [e["uuid"] for e in first["events"]] == [newest] and first["next_cursor"], first
+    status, second = await get(
+        client, "/api/events", project.api_key, {"limit": "1", "cursor": first["next_cursor"]}
+    )
+    assert (
+        status == 200 and [e["uuid"] for e in second["events"]] == [older] and second["next_cursor"] is None
+    )

@@ -140,15 +140,6 @@ EVENT_FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("filters", EVENT_FILTERS, ids=lambda f: "+".join(x["op"] for x in f))
-async def test_event_property_filters(
-    client: TestClient, world: World, filters: list[dict[str, Any]]
-) -> None:
-    body = {"events": [{"event": "$pageview", "filters": filters}], "measure": "totals", **RANGE_A}
-    answer = await check(client, world, body)
-    assert sum(answer["series"][0]["values"]) > 0, "the filter keeps some events"
-
-
 PERSON_FILTERS = [
     [{"type": "person", "property": "tier", "op": "eq", "value": "gold"}],
     [{"type": "person", "property": "tier", "op": "neq", "value": "gold"}],
@@ -160,13 +151,17 @@ PERSON_FILTERS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("filters", PERSON_FILTERS, ids=lambda f: "+".join(x["op"] for x in f))
-async def test_person_property_filters_use_current_properties(
-    client: TestClient, world: World, filters: list[dict[str, Any]]
+@pytest.mark.parametrize(
+    ("filters", "measure"),
+    [(f, "totals") for f in EVENT_FILTERS] + [(f, "uniques") for f in PERSON_FILTERS],
+    ids=lambda v: "+".join(f"{x.get('type', 'event')}-{x['op']}" for x in v) if isinstance(v, list) else v,
+)
+async def test_filters_on_event_and_current_person_properties(
+    client: TestClient, world: World, filters: list[dict[str, Any]], measure: str
 ) -> None:
-    body = {"events": [{"event": "$pageview", "filters": filters}], "measure": "uniques", **RANGE_A}
+    body = {"events": [{"event": "$pageview", "filters": filters}], "measure": measure, **RANGE_A}
     answer = await check(client, world, body)
-    assert sum(answer["series"][0]["values"]) > 0
+    assert sum(answer["series"][0]["values"]) > 0, "the filter keeps some events"
 
 
 @pytest.mark.parametrize("measure", ["totals", "active_percent", "uniques"])

@@ -1,8 +1,8 @@
 -- Retention in one pass over the events: per person (after merges, each event once) the cohort = the
 -- period (day or ISO week, in the project's time zone) of their first start event in the range, and the
 -- periods in which they did the return event (sets of periods: a redelivered event changes nothing). The
--- period, return_event and persons fragments are filled in by workers/retention.py; values are {parameters}. One row per (cohort, period); period = cohort gives the
--- cohort's size.
+-- period, return_event and persons fragments are filled in by workers/retention.py; values are
+-- {parameters}. One row per (cohort, period); period = cohort gives the cohort's size.
 SELECT toString(cohort) AS cohort, toString(period) AS period, count() AS persons
 FROM
 (
