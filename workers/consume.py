@@ -68,17 +68,25 @@ class LoopConfig:
 
 
 def dead_letter_record(message: Message, dead: DeadLetter, stage: str, now: datetime) -> Record:
-    """The original bytes, unchanged, with where they came from and why they were parked."""
+    """The original bytes, unchanged, with where they came from and why they were parked. A message the
+    dlq worker replayed carries `replay_of` (its index id) and `attempts`; both are passed on."""
+    incoming = dict(message.headers)
+    try:
+        attempts = max(1, int(incoming.get("attempts", b"1")))
+    except ValueError:
+        attempts = 1
     headers = [
         ("source_topic", message.topic.encode()),
         ("source_partition", str(message.partition).encode()),
         ("source_offset", str(message.offset).encode()),
         ("stage", stage.encode()),
         ("reason", dead.reason.encode()),
-        ("error", dead.error.encode()[:4096]),
+        ("error", dead.error.encode("utf-8", "replace")[:4096]),
         ("time", now.isoformat().encode()),
-        ("attempts", b"1"),
+        ("attempts", str(attempts).encode()),
     ]
+    if "replay_of" in incoming:
+        headers.append(("replay_of", incoming["replay_of"]))
     return Record(message.key, message.value, tuple(headers))
 
 

@@ -99,6 +99,7 @@ class Settings:
     persons_metrics_port: int
     writer_metrics_port: int
     query_metrics_port: int
+    dlq_metrics_port: int
     persons_batch_max_messages: int
     persons_batch_max_seconds: float
     persons_cache_size: int
@@ -110,6 +111,14 @@ class Settings:
     sink_retry_attempts: int
     sink_retry_backoff_seconds: float
     drain_timeout_seconds: float
+    kafka_topic_check_seconds: float
+    dlq_max_ratio: float
+    dlq_window_messages: int
+    dlq_max_consecutive: int
+    dlq_max_attempts: int
+    event_max_depth: int
+    event_max_keys: int
+    event_max_key_length: int
     log_level: str
 
     @classmethod
@@ -157,6 +166,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "persons_metrics_port": ("9101", _port),
     "writer_metrics_port": ("9102", _port),
     "query_metrics_port": ("9103", _port),
+    "dlq_metrics_port": ("9104", _port),
     "persons_batch_max_messages": ("1000", _int(1, 1_000_000)),
     "persons_batch_max_seconds": ("0.2", _float(0.001, 60)),
     "persons_cache_size": ("200000", _int(0, 100_000_000)),
@@ -168,5 +178,13 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "sink_retry_attempts": ("6", _int(1, 1000)),
     "sink_retry_backoff_seconds": ("0.5", _float(0, 60)),
     "drain_timeout_seconds": ("30", _float(0.1, 3600)),
+    "kafka_topic_check_seconds": ("5", _float(0.1, 3600)),
+    "dlq_max_ratio": ("0.5", _float(0, 1)),
+    "dlq_window_messages": ("1000", _int(1, 10_000_000)),
+    "dlq_max_consecutive": ("1000", _int(1, 10_000_000)),
+    "dlq_max_attempts": ("3", _int(1, 1000)),
+    "event_max_depth": ("64", _int(2, 250)),
+    "event_max_keys": ("10000", _int(1, 1_000_000)),
+    "event_max_key_length": ("1024", _int(1, 1_000_000)),
     "log_level": ("info", _log_level),
 }
