@@ -47,7 +47,9 @@ async def test_counts_conversions_and_medians(
 async def test_later_steps_may_fall_after_date_to(client: TestClient, world: World) -> None:
     body = {"steps": [{"event": s} for s in THREE], "window_seconds": 3 * 86400,
             "date_from": "2026-11-01", "date_to": "2026-11-01"}  # fmt: skip
-    await check(client, world.a, body)
+    answer = await check(client, world.a, body)
+    # the later steps up to 3 days on: were they cut at date_to, the counts would be [579, 156, 55]
+    assert [s["count"] for s in answer["steps"]] == [579, 238, 110]
 
 
 STEP_FILTERS = [

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from workers.consume import BatchFailed, ConsumeLoop, KafkaDeadLetters, LoopConfig
 from workers.kafka import DEAD_LETTER, Message, Record, ensure_topics, start_consumer, start_producer
@@ -84,7 +85,11 @@ async def test_bad_message_lands_in_dead_letter_with_headers(kafka_settings: Set
     await ensure_topics(kafka_settings, [topic])
     producer = await start_producer(kafka_settings)
     marker = uuid.uuid4().hex.encode()
-    await producer.send_all(topic, [Record(b"k", b"good"), Record(b"key-" + marker, b"bad-" + marker)])
+    key = b"key-" + marker
+    # one key, one partition of a new topic: the good message at offset 0, the bad one at offset 1
+    await producer.send_all(topic, [Record(key, b"good"), Record(key, b"bad-" + marker)])
+    partitions = list(range(kafka_settings.kafka_topic_partitions))
+    partition = DefaultPartitioner()(key, partitions, partitions)
     sink = Collect()
     loop = ConsumeLoop(LoopConfig(stage, 1000, 0.2, 2, 0.01), judge, sink, KafkaDeadLetters(producer, stage))
     consumer = await start_consumer(kafka_settings, stage, [topic], loop.flush)
@@ -104,10 +109,11 @@ async def test_bad_message_lands_in_dead_letter_with_headers(kafka_settings: Set
     finally:
         await reader.stop()
     headers = {k: v for k, v in found.headers}
-    assert found.key == b"key-" + marker
+    assert found.key == key
     assert headers["source_topic"] == topic.encode()
     assert headers["stage"] == stage.encode()
     assert headers["reason"] == b"bad"
     assert headers["error"] == b"value starts with bad"
-    assert int(headers["source_offset"]) >= 0
+    assert headers["source_partition"] == str(partition).encode()
+    assert headers["source_offset"] == b"1"
     assert sink.items == [b"good"]
