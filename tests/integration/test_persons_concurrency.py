@@ -25,7 +25,7 @@ from workers.migrate import migrate_postgres
 from workers.projects import ensure_project
 from workers.settings import Settings
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.clickhouse, pytest.mark.slow]
 
 USERS = 600
 SEED = 20261122
