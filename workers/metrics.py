@@ -110,3 +110,17 @@ class WorkerMetrics:
 
     def collect(self) -> Iterator[Metric]:
         return (metric for metric in REGISTRY.collect() if metric.name.startswith(self._prefixes))
+
+
+# dlq
+DLQ_INDEXED = Counter(
+    "ua_dlq_indexed_messages_total",
+    "Dead letters indexed in Postgres by stage and reason",
+    ["stage", "reason"],
+)
+DLQ_MESSAGES = Gauge(
+    "ua_dlq_messages",
+    "Indexed dead letters by stage, reason and state, as of the last refresh",
+    ["stage", "reason", "state"],
+)
+PREFIXES["dlq"] = (*_COMMON, *_CONSUMER, "ua_dlq_")
