@@ -1,8 +1,10 @@
 """python -m workers <name>
 
-capture | persons | writer | query     run a worker (writer also serves the query API with chdb://)
-migrate                               apply the Postgres and ClickHouse migrations, then exit
+capture | persons | writer | query | dlq   run a worker (writer also serves the query API with chdb://)
+dlq --list | --replay [filters]           inspect or replay what the stages parked in dead_letter
+migrate                                   apply the Postgres and ClickHouse migrations, then exit
 admin create-project --name N [--timezone TZ] [--token T] [--api-key K]
+supervisord | systemd DIR                 print supervisord.conf, or write the systemd units into DIR
 """
 
 from __future__ import annotations
@@ -10,70 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import orjson
 
-from workers import runtime
+from workers import deploy, runtime
+from workers.registry import WORKERS
 from workers.settings import Settings, SettingsError
-
-
-async def _capture(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers.capture.app import main
-
-    await main(settings, stopping)
-
-
-async def _persons(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers.persons import main
-
-    await main(settings, stopping)
-
-
-async def _writer(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers import query, writer
-    from workers.clickhouse import connect
-
-    ch = await connect(settings.clickhouse_url)
-    try:
-        jobs = [writer.main(settings, stopping, ch)]
-        if settings.clickhouse_url.startswith("chdb://"):
-            # only one process may open a chDB directory: the query API lives in the writer's process
-            jobs.append(query.main(settings, stopping, ch))
-        await _all_or_nothing(jobs)
-    finally:
-        await ch.close()
-
-
-async def _query(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers import query
-    from workers.clickhouse import connect
-
-    if settings.clickhouse_url.startswith("chdb://"):
-        raise SettingsError("CLICKHOUSE_URL is chdb://: the query API is served by the writer's process")
-    ch = await connect(settings.clickhouse_url)
-    try:
-        await query.main(settings, stopping, ch)
-    finally:
-        await ch.close()
-
-
-async def _all_or_nothing(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run coroutines together; if one fails, cancel the others and raise its error."""
-    tasks = [asyncio.create_task(j) for j in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            error = task.exception()
-            if error is not None:
-                raise error
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -108,16 +55,19 @@ async def _create_project(settings: Settings, args: argparse.Namespace) -> dict[
     }  # fmt: skip
 
 
-WORKERS = {"capture": _capture, "persons": _persons, "writer": _writer, "query": _query}
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in WORKERS:
-        commands.add_parser(name, help=f"run the {name} worker")
+    for worker in WORKERS.values():
+        epilog = "settings (environment): " + ", ".join(worker.setting_names())
+        sub = commands.add_parser(worker.name, help=worker.summary, description=worker.summary, epilog=epilog)
+        if worker.add_arguments is not None:
+            worker.add_arguments(sub)
     commands.add_parser("migrate", help="apply migrations and exit")
+    commands.add_parser("supervisord", help="print supervisord.conf, made from the registry of workers")
+    systemd = commands.add_parser("systemd", help="write a systemd unit per worker into DIR")
+    systemd.add_argument("directory", type=Path)
     admin = commands.add_parser("admin", help="administration").add_subparsers(dest="action", required=True)
     create = admin.add_parser("create-project", help="create a project and print its token and API key")
     create.add_argument("--name", required=True)
@@ -131,9 +81,20 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"invalid setting: {exc}", file=sys.stderr)
         return 2
+    if args.command == "supervisord":
+        print(deploy.supervisord_conf(), end="")
+        return 0
+    if args.command == "systemd":
+        for path in deploy.write_systemd_units(args.directory):
+            print(path)
+        return 0
     if args.command in WORKERS:
-        port = getattr(settings, f"{args.command}_metrics_port")
-        return runtime.run(args.command, settings, WORKERS[args.command], port)
+        worker = WORKERS[args.command]
+        once = worker.command(settings, args) if worker.command is not None else None
+        if once is None:
+            return runtime.run(worker, settings)
+        runtime.configure_logging("warning")  # a command's output is what it prints
+        return asyncio.run(once)
     runtime.configure_logging(settings.log_level)
     try:
         if args.command == "migrate":

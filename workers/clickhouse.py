@@ -55,12 +55,24 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+# codes that mean "not now" rather than "never": timeouts, memory and part limits, too many queries, a
+# read-only replica, Keeper trouble
+_TRANSIENT_CODES = frozenset({159, 160, 164, 202, 203, 209, 210, 236, 241, 242, 252, 285, 319, 394, 425, 999})
+
+
 class ClickHouseError(Exception):
     """ClickHouse refused the statement (bad SQL, unknown table, readonly, bad values): bad input."""
+
+    refusal = "clickhouse_refused"
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+    @property
+    def refuses_data(self) -> bool:
+        """True when retrying the same rows can never succeed (workers.errors sorts failures by it)."""
+        return self.code not in _TRANSIENT_CODES
 
 
 class ClickHouseUnavailable(Exception):

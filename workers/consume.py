@@ -2,14 +2,23 @@
 
 poll -> batch (by count and age) -> process (a Result per message) -> write the Ok values to the sink ->
 park DeadLetters in `dead_letter` -> commit. Offsets are committed only after the outputs are durable.
-An exception from process, sink, dead-letter produce or commit is an infrastructure failure: the step is
-retried with backoff, then `BatchFailed` is raised without committing and the worker exits non-zero.
+
+Failures are sorted by `workers.errors`. A data error from process or sink (a value a store refuses, a
+message the code cannot handle) is isolated by splitting the batch in halves until the offending messages
+are alone; exactly those are parked, the rest go on. Any other error is transient: the step is retried with
+backoff and jitter, then `BatchFailed` is raised without committing and the worker exits non-zero.
+
+The DLQ limits stop a worker that parks too much (after a bad deploy, say) instead of draining its topic
+into `dead_letter`: more than `max_ratio` of the last `window` messages, or `max_consecutive` in a row.
+Reasons that judge a client's input (`contract.CLIENT_REASONS`) do not count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,16 +26,20 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
+from workers.contract import CLIENT_REASONS
+from workers.errors import DataError, as_data_error
 from workers.kafka import DEAD_LETTER, Message, Producer, Record
 from workers.metrics import (
     CONSUMER_BATCH_MESSAGES,
     CONSUMER_COMMITS,
     CONSUMER_FLUSH_SECONDS,
+    CONSUMER_ISOLATIONS,
     CONSUMER_MESSAGES,
     CONSUMER_RETRIES,
     DEAD_LETTERS,
 )
 from workers.results import DeadLetter, Drop, Ok, Result
+from workers.settings import Settings
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -54,6 +67,21 @@ class BatchFailed(Exception):
     """Infrastructure kept failing past the retry limit; nothing of the batch was committed."""
 
 
+class DeadLetterLimitExceeded(BatchFailed):
+    """Too many messages went to dead_letter; the batch that crossed the limit was not committed."""
+
+
+@dataclass(frozen=True)
+class DeadLetterLimits:
+    max_ratio: float = 1.0
+    window: int = 1000
+    max_consecutive: int = 1_000_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeadLetterLimits:
+        return cls(settings.dlq_max_ratio, settings.dlq_window_messages, settings.dlq_max_consecutive)
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     stage: str
@@ -65,6 +93,40 @@ class LoopConfig:
     # write and commit a batch while the next one is polled and processed: only for a `process` without
     # side effects (the writer), since a later batch's process would run before an earlier batch is durable
     overlap_writes: bool = False
+    limits: DeadLetterLimits = DeadLetterLimits()
+    commit_timeout_seconds: float = 10.0  # aiokafka retries some commit errors forever; we give up and exit
+
+
+class DeadLetterWindow:
+    """The last `window` outcomes and the current run of parked messages, for the DLQ limits."""
+
+    def __init__(self, limits: DeadLetterLimits) -> None:
+        self._limits = limits
+        self._window: deque[bool] = deque(maxlen=limits.window)
+        self._parked = 0  # parked messages inside the window
+        self._consecutive = 0
+
+    def observe(self, results: Sequence[Result[Any]]) -> str | None:
+        """Take a batch's outcomes; the limit they cross, described, or None."""
+        limits, window = self._limits, self._window
+        for result in results:
+            parked = isinstance(result, DeadLetter) and result.reason not in CLIENT_REASONS
+            if len(window) == window.maxlen:
+                self._parked -= window[0]
+            window.append(parked)
+            self._parked += parked
+            self._consecutive = self._consecutive + 1 if parked else 0
+            if self._consecutive >= limits.max_consecutive:
+                return (
+                    f"DLQ_MAX_CONSECUTIVE={limits.max_consecutive} reached: {self._consecutive} messages in a"
+                    f" row went to dead_letter (last reason: {result.reason})"  # type: ignore[union-attr]
+                )
+            if len(window) == window.maxlen and self._parked > limits.max_ratio * len(window):
+                return (
+                    f"DLQ_MAX_RATIO={limits.max_ratio} exceeded: {self._parked} of the last {len(window)}"
+                    " messages went to dead_letter"
+                )
+        return None
 
 
 def dead_letter_record(message: Message, dead: DeadLetter, stage: str, now: datetime) -> Record:
@@ -111,6 +173,7 @@ class ConsumeLoop(Generic[T]):
         dead_letters: DeadLetterSink,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0),
     ) -> None:
         self._config = config
         self._process = process
@@ -118,11 +181,13 @@ class ConsumeLoop(Generic[T]):
         self._dead_letters = dead_letters
         self._clock = clock
         self._sleep = sleep
+        self._jitter = jitter
         self._pending: list[Message] = []
         self._deadline = 0.0
         self._lock = asyncio.Lock()
         self._consumer: Consumer | None = None
         self._writing: asyncio.Task[None] | None = None
+        self._parked = DeadLetterWindow(config.limits)
 
     async def run(self, consumer: Consumer, stopping: asyncio.Event) -> None:
         """Consume until `stopping` is set, then flush and commit what was taken."""
@@ -152,14 +217,10 @@ class ConsumeLoop(Generic[T]):
         """Process the pending batch, then write and commit it. With `settle=False` the write and commit
         run on while the loop polls the next batch; batches still commit one after the other, in order."""
         if self._pending and self._consumer is not None:
-            batch, stage = self._pending, self._config.stage
+            batch = self._pending
             self._pending = []
             started = time.perf_counter()
-            results = await self._retry("process", lambda: self._process(batch))
-            if len(results) != len(batch):
-                raise BatchFailed(
-                    f"{stage}: process returned {len(results)} results for {len(batch)} messages"
-                )
+            results = await self._process_isolating(batch)
             await self._settle()
             self._writing = asyncio.create_task(self._write_and_commit(batch, results, started))
         if settle:
@@ -171,25 +232,62 @@ class ConsumeLoop(Generic[T]):
             writing, self._writing = self._writing, None
             await writing
 
+    async def _process_isolating(self, batch: list[Message]) -> list[Result[T]]:
+        """process(batch); on a data error, each half on its own, down to the single offending messages."""
+        try:
+            results = await self._retry("process", lambda: self._process(batch))
+        except DataError as exc:
+            if len(batch) == 1:
+                return [DeadLetter(exc.reason, exc.detail)]
+            CONSUMER_ISOLATIONS.labels(self._config.stage, "process").inc()
+            middle = len(batch) // 2
+            return await self._process_isolating(batch[:middle]) + await self._process_isolating(
+                batch[middle:]
+            )
+        if len(results) != len(batch):
+            raise BatchFailed(
+                f"{self._config.stage}: process returned {len(results)} results for {len(batch)}"
+            )
+        return results
+
+    async def _write_isolating(self, outputs: list[tuple[int, T]]) -> list[tuple[int, DeadLetter]]:
+        """sink.write(outputs); on a data error, each half on its own. Returns the outputs it refused."""
+        try:
+            await self._retry("sink", lambda: self._sink.write([value for _, value in outputs]))
+        except DataError as exc:
+            if len(outputs) == 1:
+                return [(outputs[0][0], DeadLetter(exc.reason, exc.detail))]
+            CONSUMER_ISOLATIONS.labels(self._config.stage, "sink").inc()
+            middle = len(outputs) // 2
+            return await self._write_isolating(outputs[:middle]) + await self._write_isolating(
+                outputs[middle:]
+            )
+        return []
+
     async def _write_and_commit(self, batch: list[Message], results: list[Result[T]], started: float) -> None:
         stage, consumer = self._config.stage, self._consumer
         assert consumer is not None
-        outputs = [r.value for r in results if isinstance(r, Ok)]
-        dead = [(m, r) for m, r in zip(batch, results, strict=True) if isinstance(r, DeadLetter)]
+        outputs = [(i, r.value) for i, r in enumerate(results) if isinstance(r, Ok)]
         if outputs:
-            await self._retry("sink", lambda: self._sink.write(outputs))
+            for index, refused in await self._write_isolating(outputs):
+                results[index] = refused
+        limit = self._parked.observe(results)
+        if limit is not None:
+            log.error("dead_letter_limit", stage=stage, limit=limit)
+            raise DeadLetterLimitExceeded(f"{stage}: {limit}; stopping without committing")
+        dead = [(m, r) for m, r in zip(batch, results, strict=True) if isinstance(r, DeadLetter)]
         if dead:
-            await self._retry("dead_letter", lambda: self._dead_letters.write(dead))
+            await self._retry("dead_letter", lambda: self._dead_letters.write(dead), isolate=False)
         offsets: dict[tuple[str, int], int] = {}
         for m in batch:
             key = (m.topic, m.partition)
             offsets[key] = max(offsets.get(key, 0), m.offset + 1)
-        await self._retry("commit", lambda: consumer.commit(offsets))
+        await self._retry("commit", lambda: self._commit(consumer, offsets), isolate=False)
 
         CONSUMER_COMMITS.labels(stage).inc()
         CONSUMER_BATCH_MESSAGES.labels(stage).observe(len(batch))
         CONSUMER_FLUSH_SECONDS.labels(stage).observe(time.perf_counter() - started)
-        CONSUMER_MESSAGES.labels(stage, "ok").inc(len(outputs))
+        CONSUMER_MESSAGES.labels(stage, "ok").inc(sum(1 for r in results if isinstance(r, Ok)))
         dropped = sum(1 for r in results if isinstance(r, Drop))
         if dropped:
             CONSUMER_MESSAGES.labels(stage, "drop").inc(dropped)
@@ -198,10 +296,18 @@ class ConsumeLoop(Generic[T]):
             for _, d in dead:
                 DEAD_LETTERS.labels(stage, d.reason).inc()
             log.warning(
-                "dead_lettered", stage=stage, count=len(dead), reasons=sorted({d.reason for _, d in dead})
-            )
+                "dead_lettered", stage=stage, count=len(dead), reasons=sorted({d.reason for _, d in dead}),
+                first_error=dead[0][1].error[:500],
+            )  # fmt: skip
 
-    async def _retry(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    async def _commit(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
+        async with asyncio.timeout(self._config.commit_timeout_seconds):
+            await consumer.commit(offsets)
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[Any]], isolate: bool = True) -> Any:
+        """Run `attempt`, retrying transient failures with backoff and jitter. With `isolate`, a data error
+        is raised at once as a `DataError`, for the caller to split the batch; without it, every error is
+        retried (a dead letter or a commit that fails is never the message's fault)."""
         config = self._config
         for n in range(1, config.retry_attempts + 1):
             try:
@@ -209,11 +315,16 @@ class ConsumeLoop(Generic[T]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                data = as_data_error(exc) if isolate else None
+                if data is exc:
+                    raise
+                if data is not None:
+                    raise data from exc
                 error = f"{type(exc).__name__}: {exc}"
                 if n == config.retry_attempts:
                     log.error("batch_failed", stage=config.stage, step=what, attempts=n, error=error)
                     raise BatchFailed(f"{config.stage} {what} failed {n} times: {error}") from exc
-                delay = min(config.retry_backoff_seconds * 2 ** (n - 1), 30.0)
+                delay = min(config.retry_backoff_seconds * 2 ** (n - 1), 30.0) * self._jitter()
                 CONSUMER_RETRIES.labels(config.stage).inc()
                 log.warning("batch_retry", stage=config.stage, step=what, attempt=n, delay=delay, error=error)
                 await self._sleep(delay)

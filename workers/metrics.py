@@ -37,6 +37,13 @@ KAFKA_PRODUCE_SECONDS = Histogram(
     buckets=_LATENCY,
 )
 
+# every stage that cleans events (capture, persons, writer)
+SANITIZED_VALUES = Counter(
+    "ua_sanitized_values_total",
+    "Strings and numbers replaced because no store can hold them (U+0000, lone surrogates, integers past 64 bits)",
+    ["stage"],
+)
+
 # consume loop (persons, writer)
 CONSUMER_MESSAGES = Counter(
     "ua_consumer_messages_total",
@@ -51,6 +58,11 @@ CONSUMER_FLUSH_SECONDS = Histogram(
 )
 CONSUMER_RETRIES = Counter(
     "ua_consumer_retries_total", "Batch attempts retried after an infrastructure error", ["stage"]
+)
+CONSUMER_ISOLATIONS = Counter(
+    "ua_consumer_isolations_total",
+    "Batches split in halves to find the messages behind a data error, by step (process, sink)",
+    ["stage", "step"],
 )
 CONSUMER_COMMITS = Counter("ua_consumer_commits_total", "Offset commits", ["stage"])
 CONSUMER_LAG = Gauge(
@@ -92,21 +104,12 @@ QUERY_REQUESTS = Counter("ua_query_requests_total", "Query API requests", ["endp
 QUERY_SECONDS = Histogram("ua_query_seconds", "Query API request time", ["endpoint"], buckets=_LATENCY)
 
 
-_COMMON = ("process_", "python_", "ua_kafka_")
-_CONSUMER = ("ua_consumer_", "ua_dead_letter_")
-PREFIXES = {
-    "capture": (*_COMMON, "ua_capture_"),
-    "persons": (*_COMMON, *_CONSUMER, "ua_persons_"),
-    "writer": (*_COMMON, *_CONSUMER, "ua_clickhouse_", "ua_query_"),  # with chdb:// it serves queries too
-    "query": (*_COMMON, "ua_query_"),
-}
-
-
 class WorkerMetrics:
-    """The default registry seen through one worker's prefixes, so /metrics lists only what it does."""
+    """The default registry seen through one worker's prefixes (workers.registry), so /metrics lists only
+    what it does."""
 
-    def __init__(self, worker: str) -> None:
-        self._prefixes = PREFIXES[worker]
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self._prefixes = prefixes
 
     def collect(self) -> Iterator[Metric]:
         return (metric for metric in REGISTRY.collect() if metric.name.startswith(self._prefixes))
@@ -123,4 +126,3 @@ DLQ_MESSAGES = Gauge(
     "Indexed dead letters by stage, reason and state, as of the last refresh",
     ["stage", "reason", "state"],
 )
-PREFIXES["dlq"] = (*_COMMON, *_CONSUMER, "ua_dlq_")

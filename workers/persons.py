@@ -22,7 +22,8 @@ import asyncpg
 import orjson
 import structlog
 
-from workers.consume import ConsumeLoop, KafkaDeadLetters, LoopConfig
+from workers import contract
+from workers.consume import ConsumeLoop, DeadLetterLimits, KafkaDeadLetters, LoopConfig
 from workers.enrich import GeoIP, RulesCache, add_user_agent
 from workers.identity import Key, Person, PersonId, Plan, Walk, first_version, junk_reason, link_of
 from workers.kafka import (
@@ -48,6 +49,7 @@ from workers.metrics import (
 )
 from workers.migrate import migrate_postgres
 from workers.results import DeadLetter, Drop, Ok, Result
+from workers.sanitize import Limits
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,25 +63,14 @@ class Conflict(Exception):
     """Another worker changed a person or a distinct id this batch relies on."""
 
 
-def parse_raw_event(value: bytes) -> dict[str, Any] | DeadLetter:
-    """The checks persons needs from an events_raw message; anything else is the writer's concern."""
+def parse_raw_event(value: bytes, limits: Limits) -> dict[str, Any] | DeadLetter:
+    """An events_raw message as persons needs it: the contract's checks, and a distinct id naming someone."""
     try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return DeadLetter("invalid_json", str(exc))
-    if not isinstance(event, dict):
-        return DeadLetter("invalid_event", "message is not a JSON object")
-    if not isinstance(event.get("project_id"), int) or isinstance(event.get("project_id"), bool):
-        return DeadLetter("invalid_event", "project_id missing or not an integer")
-    distinct_id = event.get("distinct_id")
-    if not isinstance(distinct_id, str) or not distinct_id:
-        return DeadLetter("invalid_event", "distinct_id missing or not a string")
-    if (reason := junk_reason(distinct_id)) is not None:
+        event = contract.raw_event(value, limits, STAGE)
+    except contract.Invalid as exc:
+        return DeadLetter(exc.reason, exc.detail)
+    if (reason := junk_reason(event["distinct_id"])) is not None:
         return DeadLetter("junk_distinct_id", reason)
-    if not isinstance(event.get("event"), str) or not event["event"]:
-        return DeadLetter("invalid_event", "event name missing or not a string")
-    if not isinstance(event.get("properties"), dict):
-        event["properties"] = {}
     return event
 
 
@@ -322,11 +313,11 @@ class Enrichment:
     geoip: GeoIP | None
 
 
-def make_process(store: PersonStore, enrichment: Enrichment | None = None):  # type: ignore[no-untyped-def]
+def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | None = None):  # type: ignore[no-untyped-def]
     async def process(batch: list[Message]) -> list[Result[list[Output]]]:
         results: list[Result[list[Output]]] = []
         events: list[tuple[int, dict[str, Any]]] = []  # (index in batch, event)
-        parsed = [parse_raw_event(m.value) for m in batch]
+        parsed = [parse_raw_event(m.value, limits) for m in batch]
         projects = await store.known_projects({e["project_id"] for e in parsed if isinstance(e, dict)})
         rules = await enrichment.rules.current() if enrichment is not None else None
         for index, event in enumerate(parsed):
@@ -400,10 +391,10 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         settings.persons_batch_max_seconds,
         settings.sink_retry_attempts,
         settings.sink_retry_backoff_seconds,
+        limits=DeadLetterLimits.from_settings(settings),
     )
-    loop = ConsumeLoop(
-        config, make_process(store, enrichment), TopicsSink(producer), KafkaDeadLetters(producer, STAGE)
-    )
+    process = make_process(store, Limits.from_settings(settings), enrichment)
+    loop = ConsumeLoop(config, process, TopicsSink(producer), KafkaDeadLetters(producer, STAGE))
     consumer = await start_consumer(settings, STAGE, [EVENTS_RAW], loop.flush)
     log.info("persons_consuming", topic=EVENTS_RAW, outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])
     try:

@@ -6,8 +6,6 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import structlog
 import uvloop
@@ -15,9 +13,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from workers.metrics import WorkerMetrics
+from workers.registry import Worker
 from workers.settings import Settings
-
-Main = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 log = structlog.get_logger("workers.runtime")
 
@@ -37,8 +34,8 @@ def configure_logging(level: str) -> None:
     )
 
 
-async def serve_metrics(worker: str, host: str, port: int) -> web.AppRunner:
-    registry = WorkerMetrics(worker)
+async def serve_metrics(prefixes: tuple[str, ...], host: str, port: int) -> web.AppRunner:
+    registry = WorkerMetrics(prefixes)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -56,14 +53,15 @@ async def serve_metrics(worker: str, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def _run(name: str, settings: Settings, main: Main, metrics_port: int) -> int:
+async def _run(worker: Worker, settings: Settings) -> int:
+    name, metrics_port = worker.name, worker.metrics_port(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    metrics = await serve_metrics(name, settings.metrics_host, metrics_port)
+    metrics = await serve_metrics(worker.metrics, settings.metrics_host, metrics_port)
     log.info("worker_starting", worker=name, metrics_port=metrics_port)
-    task = asyncio.create_task(main(settings, stopping), name=name)
+    task = asyncio.create_task(worker.main(settings, stopping), name=name)
     code = 0
     try:
         await asyncio.wait([task, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +83,7 @@ async def _run(name: str, settings: Settings, main: Main, metrics_port: int) -> 
     return code
 
 
-def run(name: str, settings: Settings, main: Main, metrics_port: int) -> int:
+def run(worker: Worker, settings: Settings) -> int:
     """Run one worker until it finishes or a signal asks it to stop; returns the exit code."""
     configure_logging(settings.log_level)
-    return uvloop.run(_run(name, settings, main, metrics_port))
+    return uvloop.run(_run(worker, settings))

@@ -19,6 +19,7 @@ from workers.metrics import PERSONS_POSTGRES_STATEMENTS, PERSONS_REFUSED
 from workers.persons import Enrichment, PersonStore, init_connection, make_process
 from workers.projects import ensure_project
 from workers.results import DeadLetter, Drop, Ok
+from workers.sanitize import Limits
 
 pytestmark = pytest.mark.postgres
 MAX_BYTES = 4096
@@ -45,6 +46,7 @@ def raw(project_id: int, distinct_id: str, event: str = "$pageview", **fields: A
         "distinct_id": distinct_id,
         "project_id": project_id,
         "timestamp": "2026-11-01T10:00:00.000000Z",
+        "received_at": "2026-11-01T10:00:01.000000Z",
         "properties": fields.pop("properties", {}),
         **fields,
     }
@@ -57,7 +59,7 @@ class Persons:
     def __init__(self, pool: asyncpg.Pool, enrichment: Enrichment | None = None) -> None:
         self.pool = pool
         self.store = PersonStore(pool, MAX_BYTES)
-        self.process = make_process(self.store, enrichment)
+        self.process = make_process(self.store, Limits(64, 10_000, 1024), enrichment)
 
     async def run(self, *messages: Message) -> list[dict[str, Any]]:
         """The events produced to `events` (the result must be all Ok)."""
@@ -317,17 +319,22 @@ async def test_bad_messages_are_dead_lettered_with_a_reason(pool: asyncpg.Pool, 
         raw(987654321, "x"),
         raw(project_id, "undefined"),
         raw(project_id, "dave"),
+        raw(project_id, "erin", uuid="not-a-uuid"),
+        raw(project_id, "erin", timestamp="yesterday"),
+        raw(project_id, "erin", properties=[1]),
     ]
     results = await Persons(pool).process(batch)
-    reasons = [r.reason if isinstance(r, DeadLetter) else "ok" for r in results]
-    assert reasons == [
-        "invalid_json",
-        "invalid_event",
-        "invalid_event",
-        "invalid_event",
-        "unknown_project",
-        "junk_distinct_id",
+    assert [(r.reason, r.error) if isinstance(r, DeadLetter) else "ok" for r in results] == [
+        ("invalid_json", "unexpected character, expected a string key: line 1 column 2 (char 1)"),
+        ("not_an_object", "the value is a JSON list, not an object"),
+        ("missing_field", "event: missing or empty"),
+        ("invalid_field", "project_id: missing or not a non-negative integer"),
+        ("unknown_project", "project 987654321 does not exist"),
+        ("junk_distinct_id", "distinct id 'undefined' is a placeholder, not an id"),
         "ok",
+        ("invalid_field", "uuid: not a UUID"),
+        ("invalid_field", "timestamp: not an ISO-8601 time with a zone"),
+        ("invalid_field", "properties: not an object"),
     ]
 
 

@@ -130,7 +130,8 @@ def generate(project_id: int, token: str) -> list[dict[str, Any]]:
             live.remove(s)
     for n, event in enumerate(events):
         event.update(uuid=str(uuid.uuid4()), project_id=project_id, token=token,
-                     timestamp=f"2026-11-01T10:{n // 600 % 60:02d}:{n % 60:02d}.000000Z")  # fmt: skip
+                     timestamp=f"2026-11-01T10:{n // 600 % 60:02d}:{n % 60:02d}.000000Z",
+                     received_at="2026-11-01T11:00:00.000000Z")  # fmt: skip
     return events
 
 

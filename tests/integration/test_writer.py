@@ -12,9 +12,11 @@ from workers.clickhouse import ClickHouse, connect
 from workers.kafka import EVENTS, PERSON_DISTINCT_IDS, PERSONS, Message
 from workers.migrate import migrate_clickhouse
 from workers.results import DeadLetter, Ok
-from workers.writer import TablesSink, to_rows
+from workers.sanitize import Limits
+from workers.writer import TablesSink, make_to_rows
 
 pytestmark = pytest.mark.clickhouse
+to_rows = make_to_rows(Limits(64, 10_000, 1024))
 
 
 @pytest.fixture
@@ -106,10 +108,9 @@ async def test_malformed_messages_are_dead_lettered_with_a_reason() -> None:
     assert isinstance(results[0], Ok)
     assert results[1:] == [
         DeadLetter(
-            "invalid_events_row",
-            "invalid JSON: unexpected character, expected a string key: line 1 column 2 (char 1)",
+            "invalid_json", "events: unexpected character, expected a string key: line 1 column 2 (char 1)"
         ),
-        DeadLetter("invalid_events_row", "uuid: missing or not a UUID"),
-        DeadLetter("invalid_persons_row", "id: missing or not a UUID"),
-        DeadLetter("invalid_person_distinct_ids_row", "person_id: missing or not a UUID"),
+        DeadLetter("missing_field", "events: uuid: missing"),
+        DeadLetter("invalid_field", "persons: id: not a UUID"),
+        DeadLetter("missing_field", "person_distinct_ids: person_id: missing"),
     ]

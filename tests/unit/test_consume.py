@@ -6,9 +6,18 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
-from workers.consume import BatchFailed, ConsumeLoop, LoopConfig, dead_letter_record
+from workers.consume import (
+    BatchFailed,
+    ConsumeLoop,
+    DeadLetterLimitExceeded,
+    DeadLetterLimits,
+    LoopConfig,
+    dead_letter_record,
+)
+from workers.errors import DataError
 from workers.kafka import Message
 from workers.results import DeadLetter, Drop, Ok, Result
 
@@ -67,15 +76,22 @@ async def echo(batch: list[Message]) -> list[Result[bytes]]:
     return [Ok(m.value) for m in batch]
 
 
-def make_loop(sink, dead, process=echo, max_messages=10, max_seconds=1.0, attempts=3, overlap=False):  # type: ignore[no-untyped-def]
+NO_LIMITS = DeadLetterLimits()
+
+
+def make_loop(sink, dead, process=echo, max_messages=10, max_seconds=1.0, attempts=3, overlap=False,  # type: ignore[no-untyped-def]
+              limits=NO_LIMITS):  # fmt: skip
     clock = FakeClock()
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    config = LoopConfig("test", max_messages, max_seconds, attempts, 0.5, overlap_writes=overlap)
-    return ConsumeLoop(config, process, sink, dead, clock=clock, sleep=sleep), clock, sleeps
+    config = LoopConfig(
+        "test", max_messages, max_seconds, attempts, 0.5, overlap_writes=overlap, limits=limits
+    )
+    loop = ConsumeLoop(config, process, sink, dead, clock=clock, sleep=sleep, jitter=lambda: 1.0)
+    return loop, clock, sleeps
 
 
 async def test_commits_after_sink_write_with_next_offsets_per_partition() -> None:
@@ -253,3 +269,118 @@ async def test_overlapped_write_failure_stops_the_loop_before_later_commits() ->
     with pytest.raises(BatchFailed, match="sink failed"):
         await loop.run(consumer, stopping)
     assert consumer.commits == [{("events", 0): 10}]  # the failed batch and those after it: not committed
+
+
+class RefusingSink(ListSink):
+    """A store that refuses any write holding a poisoned value, as Postgres refuses U+0000."""
+
+    async def write(self, items: Sequence[object]) -> None:
+        self.calls += 1
+        if any(b"poison" in item for item in items):  # type: ignore[operator]
+            raise asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+        self.batches.append(list(items))
+
+
+def poisoned(n: int, bad: set[int]) -> list[Message]:
+    return [Message("events", 0, i, b"k", b"poison" if i in bad else f"m{i}".encode()) for i in range(n)]
+
+
+async def test_a_value_the_store_refuses_is_isolated_and_parked_and_the_rest_is_written() -> None:
+    sink, dead = RefusingSink(), ListSink()
+    loop, clock, sleeps = make_loop(sink, dead, max_messages=8)
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(poisoned(8, {2, 5}), clock, stopping)
+    await loop.run(consumer, stopping)
+    written = sorted(v for batch in sink.batches for v in batch)  # type: ignore[type-var]
+    assert written == [b"m0", b"m1", b"m3", b"m4", b"m6", b"m7"]
+    [parked] = dead.batches
+    assert [(m.offset, d.reason) for m, d in parked] == [(2, "postgres_refused"), (5, "postgres_refused")]  # type: ignore[attr-defined]
+    assert "22021" in parked[0][1].error and "0x00" in parked[0][1].error  # type: ignore[index]
+    assert sleeps == []  # a data error is never retried as an outage
+    assert consumer.commits == [{("events", 0): 8}]
+
+
+async def test_a_message_the_process_step_cannot_handle_is_isolated_in_order() -> None:
+    seen: list[list[int]] = []
+
+    async def fragile(batch: list[Message]) -> list[Result[bytes]]:
+        seen.append([m.offset for m in batch])
+        if any(m.value == b"poison" for m in batch):
+            raise DataError("postgres_refused", "22P05 unsupported Unicode escape sequence")
+        return [Ok(m.value) for m in batch]
+
+    sink, dead = ListSink(), ListSink()
+    loop, clock, _ = make_loop(sink, dead, process=fragile, max_messages=4)
+    stopping = asyncio.Event()
+    await loop.run(FakeConsumer(poisoned(4, {1}), clock, stopping), stopping)
+    assert seen == [
+        [0, 1, 2, 3],
+        [0, 1],
+        [0],
+        [1],
+        [2, 3],
+    ]  # halves in order: a person's events stay in order
+    assert sink.batches == [[b"m0", b"m2", b"m3"]]
+    [[(message, reason)]] = dead.batches  # type: ignore[misc]
+    assert message.offset == 1
+    assert reason == DeadLetter("postgres_refused", "22P05 unsupported Unicode escape sequence")
+
+
+async def test_a_bug_on_one_message_parks_that_message() -> None:
+    async def buggy(batch: list[Message]) -> list[Result[bytes]]:
+        return [Ok(m.value.decode()["x"]) if m.value == b"poison" else Ok(m.value) for m in batch]  # type: ignore[index]
+
+    sink, dead = ListSink(), ListSink()
+    loop, clock, _ = make_loop(sink, dead, process=buggy, max_messages=3)
+    stopping = asyncio.Event()
+    await loop.run(FakeConsumer(poisoned(3, {0}), clock, stopping), stopping)
+    [[(message, reason)]] = dead.batches  # type: ignore[misc]
+    assert (message.offset, reason.reason) == (0, "process_failed")
+    assert reason.error == "TypeError: string indices must be integers, not 'str'"
+    assert sink.batches == [[b"m1", b"m2"]]
+
+
+def judge_every(bad_reason: str):  # type: ignore[no-untyped-def]
+    async def judge(batch: list[Message]) -> list[Result[bytes]]:
+        return [DeadLetter(bad_reason, "x") if m.value == b"poison" else Ok(m.value) for m in batch]
+
+    return judge
+
+
+async def test_too_many_dead_letters_in_a_row_stop_the_loop_without_committing() -> None:
+    sink, dead = ListSink(), ListSink()
+    limits = DeadLetterLimits(max_ratio=1.0, window=1000, max_consecutive=5)
+    loop, clock, _ = make_loop(sink, dead, process=judge_every("invalid_json"), max_messages=4, limits=limits)
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(poisoned(3, {2}) + poisoned(8, set(range(8)))[3:], clock, stopping)
+    with pytest.raises(DeadLetterLimitExceeded, match="DLQ_MAX_CONSECUTIVE=5 reached: 5 messages in a row"):
+        await loop.run(consumer, stopping)
+    assert consumer.commits == [
+        {("events", 0): 4}
+    ]  # the first batch (2 good, 2 parked); not the one past the limit
+
+
+async def test_too_large_a_share_of_dead_letters_stops_the_loop() -> None:
+    sink, dead = ListSink(), ListSink()
+    limits = DeadLetterLimits(max_ratio=0.5, window=10, max_consecutive=1000)
+    loop, clock, _ = make_loop(
+        sink, dead, process=judge_every("invalid_json"), max_messages=10, limits=limits
+    )
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(poisoned(10, {0, 2, 4, 6, 8, 9}), clock, stopping)
+    with pytest.raises(DeadLetterLimitExceeded, match=r"DLQ_MAX_RATIO=0\.5 exceeded: 6 of the last 10"):
+        await loop.run(consumer, stopping)
+    assert (consumer.commits, dead.batches) == ([], [])
+
+
+async def test_client_reasons_do_not_count_towards_the_limits() -> None:
+    sink, dead = ListSink(), ListSink()
+    limits = DeadLetterLimits(max_ratio=0.1, window=10, max_consecutive=2)
+    loop, clock, _ = make_loop(
+        sink, dead, process=judge_every("junk_distinct_id"), max_messages=10, limits=limits
+    )
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(poisoned(20, set(range(20))), clock, stopping)
+    await loop.run(consumer, stopping)
+    assert sum(len(b) for b in dead.batches) == 20
+    assert consumer.commits == [{("events", 0): 10}, {("events", 0): 20}]

@@ -1,0 +1,181 @@
+"""What each topic's messages hold, checked once where a message enters a stage.
+
+| topic | key | value (a JSON object) | produced by |
+|---|---|---|---|
+| `events_raw` | `<token>:<distinct_id>` | an event: `uuid, project_id, event, distinct_id, timestamp, received_at` required; `sent_at, ip, token, lib, protocol`; `properties` (object), `set`, `set_once`, `user_properties` (object or null) | capture |
+| `events` | the same | an `events_raw` event plus `person_id` (uuid) and `person_properties` (object) | persons |
+| `persons` | person id | `id, project_id, properties, is_identified, created_at, version, is_deleted` | persons |
+| `person_distinct_ids` | `<project_id>:<distinct_id>` | `project_id, distinct_id, person_id, version, is_deleted` | persons |
+| `dead_letter` | the original key | the original bytes; headers `DEAD_LETTER_HEADERS` (+ `replay_of`) | every stage |
+
+A message that breaks its contract raises `Invalid` (a `DataError`) whose `reason` is one of `REASONS`, and
+is parked in `dead_letter`. Every string is sanitized on the way in (U+0000 and lone surrogates become
+U+FFFD, `workers.sanitize`) and the same bounds hold everywhere (nesting depth, keys, key length).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from workers.errors import DataError
+from workers.metrics import SANITIZED_VALUES
+from workers.sanitize import Limits, OutOfBounds, clean, loads
+
+Message = dict[str, Any]
+
+# the headers of a dead letter, in order; a replayed message adds `replay_of` (the dlq index id)
+DEAD_LETTER_HEADERS = ("source_topic", "source_partition", "source_offset", "stage", "reason", "error",
+                       "time", "attempts")  # fmt: skip
+
+# every reason a message can be parked for, by whom
+REASONS = {
+    "invalid_json": "the value is not JSON (any stage)",
+    "not_an_object": "the value is JSON but not an object (any stage)",
+    "missing_field": "a required field is absent or empty (any stage)",
+    "invalid_field": "a field has the wrong type or an unreadable value (any stage)",
+    "too_deep": "containers nested deeper than EVENT_MAX_DEPTH (any stage)",
+    "too_many_keys": "an object with more than EVENT_MAX_KEYS keys (any stage)",
+    "key_too_long": "a key longer than EVENT_MAX_KEY_LENGTH characters (any stage)",
+    "junk_distinct_id": "a distinct id that names nobody: anonymous, null, 0, ... (persons)",
+    "unknown_project": "no project has this project_id (persons)",
+    "schema_invalid": "the event breaks its project's JSON Schema in event_schemas (persons)",
+    "postgres_refused": "Postgres refused a value (SQLSTATE class 22, 23 or 54) (persons, dlq)",
+    "clickhouse_refused": "ClickHouse refused the row (writer)",
+    "kafka_refused": "Kafka refused the output, e.g. too large (persons)",
+    "process_failed": "the stage's own code failed on this message (any stage)",
+}
+# reasons that judge what a client sent, not what a stage or a store did: they never count towards the DLQ
+# limits, so a flood of junk from one client cannot stop a stage for every project
+CLIENT_REASONS = frozenset({"junk_distinct_id", "schema_invalid", "unknown_project"})
+
+
+class Invalid(DataError):
+    """A message that breaks its topic's contract."""
+
+
+def parse(value: bytes, limits: Limits, stage: str) -> Message:
+    """The message as a sanitized, bounded JSON object with a non-negative integer `project_id`."""
+    try:
+        message = loads(value)
+    except ValueError as exc:
+        raise Invalid("invalid_json", str(exc)) from None
+    if type(message) is not dict:
+        raise Invalid("not_an_object", f"the value is a JSON {type(message).__name__}, not an object")
+    try:
+        message, replaced = clean(message, limits)
+    except OutOfBounds as exc:
+        raise Invalid(exc.reason, str(exc)) from None
+    if replaced:
+        SANITIZED_VALUES.labels(stage).inc(replaced)
+    project_id = message.get("project_id")
+    if type(project_id) is not int or project_id < 0:
+        raise Invalid("invalid_field", "project_id: missing or not a non-negative integer")
+    return message
+
+
+def raw_event(value: bytes, limits: Limits, stage: str) -> Message:
+    """An `events_raw` message. A missing `properties` becomes `{}`."""
+    event = parse(value, limits, stage)
+    text(event, "event")
+    text(event, "distinct_id")
+    uuid_of(event, "uuid")
+    instant(event, "timestamp")
+    instant(event, "received_at")
+    instant(event, "sent_at", required=False)
+    if event.get("properties") is None:
+        event["properties"] = {}
+    elif type(event["properties"]) is not dict:
+        raise Invalid("invalid_field", "properties: not an object")
+    for field in ("set", "set_once", "user_properties"):
+        if event.get(field) is not None and type(event[field]) is not dict:
+            raise Invalid("invalid_field", f"{field}: not an object")
+    for field in ("ip", "lib", "token"):
+        if event.get(field) is not None and type(event[field]) is not str:
+            raise Invalid("invalid_field", f"{field}: not a string")
+    return event
+
+
+def event(value: bytes, limits: Limits, stage: str) -> Message:
+    """An `events` message: an `events_raw` event with its person."""
+    message = raw_event(value, limits, stage)
+    uuid_of(message, "person_id")
+    if message.get("person_properties") is None:
+        message["person_properties"] = {}
+    elif type(message["person_properties"]) is not dict:
+        raise Invalid("invalid_field", "person_properties: not an object")
+    return message
+
+
+def person(value: bytes, limits: Limits, stage: str) -> Message:
+    """A `persons` message."""
+    message = parse(value, limits, stage)
+    uuid_of(message, "id")
+    if type(message.get("properties")) is not dict:
+        raise Invalid("invalid_field", "properties: missing or not an object")
+    instant(message, "created_at")
+    version(message)
+    return message
+
+
+def distinct_id(value: bytes, limits: Limits, stage: str) -> Message:
+    """A `person_distinct_ids` message."""
+    message = parse(value, limits, stage)
+    text(message, "distinct_id")
+    uuid_of(message, "person_id")
+    version(message)
+    return message
+
+
+def text(message: Message, field: str) -> str:
+    value = message.get(field)
+    if value is None or value == "":
+        raise Invalid("missing_field", f"{field}: missing or empty")
+    if type(value) is not str:
+        raise Invalid("invalid_field", f"{field}: not a string")
+    return value
+
+
+def uuid_of(message: Message, field: str) -> str:
+    """The field as a canonical UUID string (written back, so later stages read it as is)."""
+    value = message.get(field)
+    if value is None:
+        raise Invalid("missing_field", f"{field}: missing")
+    if type(value) is str and len(value) == 36 and value == value.lower():
+        try:
+            uuid.UUID(value)
+            return value
+        except ValueError:
+            pass
+    try:
+        canonical = str(uuid.UUID(value)) if type(value) is str else None
+    except ValueError:
+        canonical = None
+    if canonical is None:
+        raise Invalid("invalid_field", f"{field}: not a UUID")
+    message[field] = canonical
+    return canonical
+
+
+def instant(message: Message, field: str, required: bool = True) -> datetime | None:
+    """The field as an aware datetime (ISO-8601 with a zone)."""
+    value = message.get(field)
+    if value is None:
+        if required:
+            raise Invalid("missing_field", f"{field}: missing")
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if type(value) is str else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid("invalid_field", f"{field}: not an ISO-8601 time with a zone")
+    return parsed
+
+
+def version(message: Message) -> int:
+    value = message.get("version")
+    if type(value) is not int or value < 0:
+        raise Invalid("invalid_field", "version: missing or not a non-negative integer")
+    return value
