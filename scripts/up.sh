@@ -31,6 +31,7 @@ wait_http() {
 wait_http "http://$CAPTURE_HOST:$CAPTURE_METRICS_PORT/healthz"
 wait_http "http://$CAPTURE_HOST:$PERSONS_METRICS_PORT/healthz"
 wait_http "http://$CAPTURE_HOST:$WRITER_METRICS_PORT/healthz"
+wait_http "http://$CAPTURE_HOST:$DLQ_METRICS_PORT/healthz"
 for _ in $(seq 150); do (exec 3<>"/dev/tcp/$QUERY_HOST/$QUERY_PORT") 2>/dev/null && break; sleep 0.2; done
 
 cat <<MSG
@@ -41,7 +42,8 @@ user-analytics is up (supervisord; logs in var/log/, stop with: make down)
   token       $DEV_TOKEN
   query API   http://$QUERY_HOST:$QUERY_PORT/api/{trends,funnels,retention,sessions,paths,events,persons,sql}
               (Authorization: Bearer $DEV_API_KEY)
-  metrics     capture :$CAPTURE_METRICS_PORT  persons :$PERSONS_METRICS_PORT  writer+query :$WRITER_METRICS_PORT  (/metrics)
+  metrics     capture :$CAPTURE_METRICS_PORT  persons :$PERSONS_METRICS_PORT  writer+query :$WRITER_METRICS_PORT  dlq :$DLQ_METRICS_PORT  (/metrics)
+  dead letters  .venv/bin/python -m workers dlq --list   (and --replay; see README, Operations)
 
 Send an event and look at it:
   curl -s http://$CAPTURE_HOST:$CAPTURE_PORT/batch/ -H 'Content-Type: application/json' \\
