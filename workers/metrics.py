@@ -121,6 +121,10 @@ DLQ_INDEXED = Counter(
     "Dead letters indexed in Postgres by stage and reason",
     ["stage", "reason"],
 )
+DLQ_UNINDEXABLE = Counter(
+    "ua_dlq_unindexable_messages_total",
+    "Dead letters Postgres refused to index; they stay in dead_letter (log line dlq_unindexable)",
+)
 DLQ_MESSAGES = Gauge(
     "ua_dlq_messages",
     "Indexed dead letters by stage, reason and state, as of the last refresh",

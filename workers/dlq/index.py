@@ -21,7 +21,7 @@ import structlog
 from workers.consume import ConsumeLoop, LoopConfig
 from workers.dlq.sql import statement
 from workers.kafka import DEAD_LETTER, Message, ensure_topics, start_consumer
-from workers.metrics import DLQ_INDEXED, DLQ_MESSAGES
+from workers.metrics import DLQ_INDEXED, DLQ_MESSAGES, DLQ_UNINDEXABLE
 from workers.migrate import migrate_postgres
 from workers.results import DeadLetter, Ok, Result
 from workers.settings import Settings
@@ -128,12 +128,17 @@ class Index:
             DLQ_INDEXED.labels(row.stage, row.reason).inc()
 
 
-class NoDeadLetters:
-    """The dlq parks nothing: its process only returns Ok, and index_row makes every value one Postgres
-    takes. Should Postgres refuse a row anyway, the worker stops rather than lose or loop the message."""
+class Unindexable:
+    """The dlq never parks into its own input. index_row makes every value one Postgres takes; should
+    Postgres refuse a row anyway (isolated by the consume loop), the message stays where it is, in
+    `dead_letter`, and is logged with its coordinates and counted, so it is neither lost in silence nor a
+    crash loop."""
 
     async def write(self, items: Sequence[tuple[Message, DeadLetter]]) -> None:
-        raise AssertionError("the dlq stage never parks a message")
+        for message, dead in items:
+            DLQ_UNINDEXABLE.inc()
+            log.error("dlq_unindexable", partition=message.partition, offset=message.offset,
+                      reason=dead.reason, error=dead.error)  # fmt: skip
 
 
 async def refresh_gauge(pool: asyncpg.Pool) -> None:
@@ -169,7 +174,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         settings.sink_retry_attempts,
         settings.sink_retry_backoff_seconds,
     )
-    loop = ConsumeLoop(config, process, Index(pool), NoDeadLetters())
+    loop = ConsumeLoop(config, process, Index(pool), Unindexable())
     consumer = await start_consumer(settings, STAGE, [DEAD_LETTER], loop.flush)
     gauge = asyncio.create_task(_refresh_gauge_forever(pool))
     log.info("dlq_consuming", topic=DEAD_LETTER, max_attempts=max_attempts)
