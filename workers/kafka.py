@@ -77,11 +77,12 @@ class FreshTopics:
         self._running: asyncio.Task[None] | None = None
 
     async def get(self) -> set[str]:
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
+        future = self._next
+        if future is None:
+            future = self._next = asyncio.get_running_loop().create_future()
             if self._running is None:
-                self._start()
-        return await asyncio.shield(self._next)
+                self._start()  # takes self._next for its fetch: await the future we hold
+        return await asyncio.shield(future)
 
     def _start(self) -> None:
         future, self._next = self._next, None
