@@ -253,8 +253,10 @@ class KafkaConsumer:
         batches = await self._consumer.getmany(
             timeout_ms=int(timeout_seconds * 1000), max_records=max_records
         )
+        # a tombstone (null value) is read as empty bytes: `Message.value` is bytes for every stage, and
+        # a dead letter's value is bytes Postgres can index (dead_letters.value is NOT NULL)
         messages = [
-            Message(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+            Message(m.topic, m.partition, m.offset, m.key, m.value or b"", tuple(m.headers or ()))
             for records in batches.values()
             for m in records
         ]
