@@ -8,6 +8,7 @@ the event or inside `properties`. Amplitude: `user_properties` with `$set`, `$se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -101,7 +102,18 @@ def _add(properties: Properties, values: Properties) -> None:
         if amount is None:
             continue
         current = _number(properties.get(key))
-        properties[key] = (current or 0) + amount
+        properties[key] = _storable((current or 0) + amount)
+
+
+def _storable(number: int | float) -> int | float:
+    """A sum as orjson can write it: an integer past 64 bits becomes a float, as `workers.sanitize` makes
+    of one a client sends (else the person's properties cannot be serialized and the event is lost)."""
+    if type(number) is int and not -(2**63) <= number <= 2**64 - 1:
+        try:
+            return float(number)
+        except OverflowError:
+            return math.inf if number > 0 else -math.inf
+    return number
 
 
 def _number(value: object) -> int | float | None:
