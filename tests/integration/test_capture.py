@@ -6,6 +6,7 @@ import asyncio
 import base64
 import dataclasses
 import gzip
+import json
 import threading
 import time
 import uuid
@@ -533,6 +534,154 @@ async def test_request_metrics_are_counted(env: Env) -> None:
     await env.post("/e", data=b"{bad")
     await env.post("/e/", {"api_key": env.token, "event": "m", "distinct_id": uid("metrics")})
     assert (count("/e", "400"), count("/e", "200")) == (before[0] + 1, before[1] + 1)
+
+
+# ---- what no store can hold: replaced, never a 400 for the batch; events past the bounds: 400 naming them ----
+
+
+def sanitized() -> float:
+    return REGISTRY.get_sample_value("ua_sanitized_values_total", {"stage": "capture"}) or 0
+
+
+async def test_posthog_lone_surrogate_escape_is_200_and_produced_as_u_fffd(env: Env) -> None:
+    user = uid("surrogate")
+    before = sanitized()
+    # JSON.stringify of a string cut inside an emoji; orjson alone refuses the whole body
+    body = (
+        b'{"api_key": "%s", "batch": [{"event": "cut", "distinct_id": "%s", '
+        b'"properties": {"title": "emoji \\ud83d", "\\udc00key": "\\ud83d\\ude00"}}]}'
+        % (env.token.encode(), user.encode())
+    )
+    status, answer, _ = await env.post("/batch/", data=body)
+    assert (status, answer) == (200, {"status": 1})
+    [event] = await env.events.wait_for(user, 1)
+    assert event["properties"] == {"title": "emoji \ufffd", "\ufffdkey": "😀"}
+    assert sanitized() == before + 2
+
+
+async def test_nul_in_every_posthog_field_is_200_and_produced_as_u_fffd(env: Env) -> None:
+    user = uid("nul")
+    before = sanitized()
+    raw = {
+        "event": "signed\x00up",
+        "distinct_id": user + "\x00",
+        "$set": {"plan\x00": "pro\x00"},
+        "properties": {"$anon_distinct_id": "anon\x00", "$set_once": {"source\x00": "ads\x00"}},
+    }
+    status, _, _ = await env.post("/batch/", {"api_key": env.token, "batch": [raw]})
+    assert status == 200
+    [event] = await env.events.wait_for(user + "\ufffd", 1)
+    assert event["event"] == "signed\ufffdup"
+    assert event["set"] == {"plan\ufffd": "pro\ufffd"}
+    assert event["set_once"] == {"source\ufffd": "ads\ufffd"}
+    assert event["properties"]["$anon_distinct_id"] == "anon\ufffd"
+    assert env.events.of(user + "\ufffd")[0][0] == f"{env.token}:{user}\ufffd".encode()
+    assert sanitized() == before + 7
+
+
+async def test_nul_in_every_amplitude_field_is_200_and_produced_as_u_fffd(env: Env) -> None:
+    user = uid("amp-nul")
+    raw = {
+        "event_type": "Bought\x00",
+        "user_id": user + "\x00",
+        "event_properties": {"sku\x00": "\x00"},
+        "user_properties": {
+            "$set": {"plan\x00": "pro\x00"},
+            "$setOnce": {"source\x00": "ads\x00"},
+            "$add": {"logins\x00": 1},
+            "$append": {"tags\x00": "new\x00"},
+        },
+    }
+    status, answer, _ = await env.post("/2/httpapi", {"api_key": env.token, "events": [raw]})
+    assert (status, answer["code"], answer["events_ingested"]) == (200, 200, 1)
+    [event] = await env.events.wait_for(user + "\ufffd", 1)
+    assert event["event"] == "Bought\ufffd"
+    assert event["properties"]["sku\ufffd"] == "\ufffd"
+    assert event["user_properties"] == {
+        "$set": {"plan\ufffd": "pro\ufffd"},
+        "$setOnce": {"source\ufffd": "ads\ufffd"},
+        "$add": {"logins\ufffd": 1},
+        "$append": {"tags\ufffd": "new\ufffd"},
+    }
+
+
+def nested(levels: int) -> object:
+    value: object = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+async def test_events_nested_past_the_limit_are_400_naming_them_and_nothing_is_produced(env: Env) -> None:
+    user = uid("deep")
+    too_deep = nested(300)  # past orjson's own limit too: this was a 500
+    batch = [
+        {"event": "fine", "distinct_id": user},
+        {"event": "deep", "distinct_id": user, "properties": {"a": too_deep}},
+    ]
+    body = json.dumps({"api_key": env.token, "batch": batch}).encode()  # orjson refuses to write it
+    status, answer, _ = await env.post("/batch/", data=body)
+    assert (status, answer["code"]) == (400, "invalid_events")
+    [error] = answer["errors"]
+    assert (error["index"], error["field"]) == (1, "properties.a" + "[0]" * 62)
+    assert error["reason"] == "too_deep: more than 64 nested objects and arrays"
+
+    events = [
+        {"event_type": "fine", "user_id": user},
+        {"event_type": "deep", "user_id": user, "event_properties": {"a": nested(70)}},
+    ]
+    status, answer, _ = await env.post("/2/httpapi", {"api_key": env.token, "events": events})
+    assert (status, answer) == (
+        400,
+        {
+            "code": 400,
+            "error": "Invalid field values on some events",
+            "events_with_invalid_fields": {"event_properties.a" + "[0]" * 62: [1]},
+        },
+    )
+
+    good, deep = str(uuid.uuid4()), str(uuid.uuid4())
+    v1 = {"batch": [
+        {"event": "v1-fine", "uuid": good, "distinct_id": user + "-v1"},
+        {"event": "deep", "uuid": deep, "distinct_id": user + "-v1", "properties": {"a": too_deep}},
+        {"event": "cut-uuid", "uuid": "\ud83d", "distinct_id": user + "-v1"},
+    ]}  # fmt: skip
+    status, answer, _ = await env.post(
+        "/i/v1/analytics/events", data=json.dumps(v1), headers={"Authorization": f"Bearer {env.token}"}
+    )
+    assert (status, answer["results"][good]) == (200, {"result": "ok"})
+    assert answer["results"][deep] == {
+        "result": "drop",
+        "reason": "properties.a" + "[0]" * 62 + ": too_deep: more than 64 nested objects and arrays",
+    }
+    assert answer["results"]["\ufffd"] == {"result": "drop", "reason": "uuid: '\ufffd' is not a valid UUID"}
+    assert [e["event"] for e in await env.events.wait_for(user + "-v1", 1)] == ["v1-fine"]
+    await env.assert_nothing_produced_for(user)
+
+
+async def test_tokens_no_store_can_hold_are_401_not_503(env: Env) -> None:
+    event = {"event": "e", "distinct_id": uid("token-nul")}
+    status, answer, _ = await env.post("/batch/", {"api_key": env.token + "\x00", "batch": [event]})
+    assert (status, answer["code"]) == (401, "invalid_token")
+    status, answer, _ = await env.post("/batch/?token=%00", [event])
+    assert (status, answer["code"]) == (401, "invalid_token")
+    status, answer, _ = await env.post(
+        "/2/httpapi", {"api_key": "\x00", "events": [{"event_type": "e", "user_id": "user-1"}]}
+    )
+    assert (status, answer["code"]) == (401, 401)
+
+
+async def test_an_x_forwarded_for_that_is_not_ascii_gives_the_peer_address(env: Env) -> None:
+    user = uid("xff")
+    body = orjson.dumps({"api_key": env.token, "batch": [{"event": "e", "distinct_id": user}]})
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(env.url.rsplit(":", 1)[1]))
+    head = b"POST /batch/ HTTP/1.1\r\nHost: capture\r\nX-Forwarded-For: \xff\xfe, 10.0.0.1\r\n"
+    writer.write(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")  # it was a 500: orjson refused to write the ip
+    [event] = await env.events.wait_for(user, 1)
+    assert event["ip"] == "127.0.0.1"
 
 
 # ---- infrastructure down: 503 with Retry-After, never a 200 ----

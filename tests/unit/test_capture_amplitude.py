@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from workers.capture import Event, Rejected
-from workers.capture.amplitude import INSERT_ID_NAMESPACE, envelope, normalize
+from workers.capture.amplitude import INSERT_ID_NAMESPACE, envelope, identify_payload, normalize
+from workers.sanitize import Limits, OutOfBounds, clean
 
 RECEIVED = datetime(2026, 11, 22, 5, 46, 23, tzinfo=UTC)
 
@@ -243,3 +245,68 @@ def test_numeric_ids_become_strings() -> None:
     [event] = run(body({"event_type": "e", "user_id": 1234567, "insert_id": 99}))
     assert event["distinct_id"] == "1234567"
     assert event["properties"]["$insert_id"] == "99"
+
+
+# ---- what no store can hold, and events out of bounds (cleaned by the app before normalize) ----
+
+LIMITS = Limits(max_depth=3, max_keys=100, max_key_length=100)
+
+
+def test_a_cleaned_event_carries_u_fffd_in_every_field_and_user_property_operation() -> None:
+    raw = {
+        "event_type": "Bought\x00",
+        "user_id": "user\x00",
+        "device_id": "device\ud83d",
+        "event_properties": {"sku\x00": "\x00"},
+        "user_properties": {
+            "$set": {"plan\x00": "pro\x00"},
+            "$setOnce": {"source": "\udc00"},
+            "$add": {"logins\x00": 1},
+            "$append": {"tags": "\x00"},
+        },
+    }
+    env = envelope(body(raw))
+    env = dataclasses.replace(env, events=[clean(event, LIMITS)[0] for event in env.events])
+    [event] = normalize(env, 7, RECEIVED, None)
+    assert (event["event"], event["distinct_id"]) == ("Bought\ufffd", "user\ufffd")
+    assert event["properties"]["$device_id"] == "device\ufffd"
+    assert event["properties"]["sku\ufffd"] == "\ufffd"
+    assert event["user_properties"] == {
+        "$set": {"plan\ufffd": "pro\ufffd"},
+        "$setOnce": {"source": "\ufffd"},
+        "$add": {"logins\ufffd": 1},
+        "$append": {"tags": "\ufffd"},
+    }
+
+
+def test_an_event_out_of_bounds_is_listed_so_the_sdk_drops_only_it() -> None:
+    deep = {"event_type": "e", "user_id": "user-1", "event_properties": {"a": {"b": {}}}}
+    with pytest.raises(OutOfBounds) as out_of_bounds:
+        clean(deep, LIMITS)
+    env = envelope(body({"event_type": "ok", "user_id": "user-1"}, deep))
+    env = dataclasses.replace(env, events=[env.events[0], out_of_bounds.value])
+    with pytest.raises(Rejected) as error:
+        normalize(env, 7, RECEIVED, None)
+    assert error.value.extra == {"events_with_invalid_fields": {"event_properties.a.b": [1]}}
+    assert [e.reason for e in error.value.errors] == ["too_deep: more than 3 nested objects and arrays"]
+
+
+def test_identify_api_reads_lone_surrogate_escapes() -> None:
+    form = (
+        b"api_key=k&identification=" + b'{"user_id":"user-1","user_properties":{"$set":{"name":"Zo\\ud83d"}}}'
+    )
+    payload = identify_payload(form, "application/x-www-form-urlencoded")
+    assert payload == {
+        "api_key": "k",
+        "events": [
+            {
+                "user_id": "user-1",
+                "user_properties": {"$set": {"name": "Zo\ud83d"}},
+                "event_type": "$identify",
+            }
+        ],
+    }
+    json_body = b'{"api_key": "k", "identification": {"user_id": "user-\\udc00"}}'
+    assert identify_payload(json_body, "application/json")["events"] == [
+        {"user_id": "user-\udc00", "event_type": "$identify"}
+    ]

@@ -138,6 +138,20 @@ def test_lz64_joins_surrogate_pairs_from_javascript() -> None:
     assert lz64_decompress(LZString().compressToBase64(js_string("a😀b")), MAX) == "a😀b"
 
 
+def test_lone_surrogate_escapes_are_decoded_for_clean_to_replace() -> None:
+    # what JSON.stringify writes for a string cut inside an emoji; orjson alone refuses it
+    body = b'{"event": "e", "properties": {"title": "cut \\ud83d", "low": "\\udc00", "ok": "\\ud83d\\ude00"}}'
+    expected = {"event": "e", "properties": {"title": "cut \ud83d", "low": "\udc00", "ok": "😀"}}
+    assert decode(body) == expected
+    assert decode(gzip.compress(body), content_type="text/plain") == expected
+    assert (
+        decode(urlencode({"data": base64.b64encode(body).decode()}).encode(), content_type=FORM) == expected
+    )
+    assert decode(urlencode({"data": body.decode()}).encode(), content_type=FORM) == expected
+    lz = urlencode({"data": LZString().compressToBase64(body.decode()), "compression": "lz64"})
+    assert decode(lz.encode(), content_type=FORM) == expected
+
+
 def test_gzip_bomb_is_413_without_inflating_it() -> None:
     bomb = gzip.compress(b"0" * (20 * MAX))
     assert len(bomb) < MAX
@@ -166,6 +180,8 @@ def test_decompressed_size_exactly_at_the_cap_is_accepted() -> None:
         (b"", {}, "empty_body"),
         (b"  \n", {}, "empty_body"),
         (b"{not json", {}, "invalid_json"),
+        (b'["\\ud83d", NaN]', {}, "invalid_json"),
+        (b'["\\ud83d"', {}, "invalid_json"),
         (b"hello", {"content_type": "text/plain"}, "invalid_json"),
         (b"\x1f\x8bnot really gzip", {}, "invalid_gzip"),
         (gzip.compress(RAW)[:-12], {}, "invalid_gzip"),

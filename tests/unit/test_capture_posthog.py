@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from workers.capture import Event, Rejected, corrected_timestamp, iso, parse_time
-from workers.capture.posthog import envelope, normalize
+from workers.capture import Event, EventError, Rejected, corrected_timestamp, iso, parse_time
+from workers.capture.posthog import Envelope, envelope, normalize, normalize_each
+from workers.sanitize import Limits, OutOfBounds, clean
 
 RECEIVED = datetime(2026, 11, 22, 5, 46, 10, 0, tzinfo=UTC)
 
@@ -388,3 +390,77 @@ def test_input_is_not_mutated() -> None:
     payload = copy.deepcopy(PYTHON_BATCH)
     run(payload)
     assert payload == PYTHON_BATCH
+
+
+# ---- what no store can hold, and events out of bounds (cleaned by the app before normalize) ----
+
+LIMITS = Limits(max_depth=3, max_keys=100, max_key_length=100)
+
+
+def cleaned(payload: object) -> Envelope:
+    env = envelope(payload)
+    return dataclasses.replace(env, events=[clean(raw, LIMITS)[0] for raw in env.events])
+
+
+def out_of_bounds(raw: object) -> OutOfBounds:
+    with pytest.raises(OutOfBounds) as caught:
+        clean(raw, LIMITS)
+    return caught.value
+
+
+def test_a_cleaned_event_carries_u_fffd_in_every_field() -> None:
+    raw = {
+        "event": "signed\x00up",
+        "distinct_id": "user\x00",
+        "$set": {"plan\x00": "pro\ud83d"},
+        "properties": {"$anon_distinct_id": "anon\x00", "$set_once": {"first": "\udc00"}, "t\x00": 1},
+    }
+    [event] = normalize(cleaned({"api_key": "t", "batch": [raw]}), 7, "t", RECEIVED, None)
+    assert (event["event"], event["distinct_id"]) == ("signed\ufffdup", "user\ufffd")
+    assert event["set"] == {"plan\ufffd": "pro\ufffd"}
+    assert event["set_once"] == {"first": "\ufffd"}
+    assert event["properties"] == {
+        "$anon_distinct_id": "anon\ufffd",
+        "$set_once": {"first": "\ufffd"},
+        "t\ufffd": 1,
+    }
+
+
+def test_an_event_out_of_bounds_is_listed_with_its_path() -> None:
+    deep = {"event": "x", "distinct_id": "d", "properties": {"a": {"b": {}}}}
+    env = dataclasses.replace(
+        envelope({"api_key": "t", "batch": [{"event": "ok", "distinct_id": "d"}, deep]}),
+        events=[{"event": "ok", "distinct_id": "d"}, out_of_bounds(deep)],
+    )
+    with pytest.raises(Rejected) as caught:
+        normalize(env, 7, "t", RECEIVED, None)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_events")
+    assert [(e.index, e.field, e.reason) for e in caught.value.errors] == [
+        (1, "properties.a.b", "too_deep: more than 3 nested objects and arrays")
+    ]
+    [ok, dropped] = normalize_each(env, 7, "t", RECEIVED, None)
+    assert isinstance(ok, dict) and ok["event"] == "ok"
+    assert dropped == EventError(1, "properties.a.b", "too_deep: more than 3 nested objects and arrays")
+
+
+def test_too_many_keys_at_the_top_names_the_event() -> None:
+    env = dataclasses.replace(
+        envelope({"event": "x", "distinct_id": "d"}),
+        events=[out_of_bounds({f"k{i}": i for i in range(101)})],
+    )
+    [error] = normalize_each(env, 7, "t", RECEIVED, None)
+    assert error == EventError(0, "event", "too_many_keys: 101 keys, more than 100")
+
+
+def test_years_1_and_9999_are_kept_or_clamped_and_offsets_out_of_range_are_invalid() -> None:
+    assert event_at(timestamp="0001-01-01T00:00:00Z") == "0001-01-01T00:00:00.000000Z"
+    assert event_at(timestamp="9999-12-31T23:59:59Z") == "2026-01-01T12:00:00.000000Z"  # the future: now
+    for fields in (
+        {"timestamp": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        {"timestamp": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
+        {"timestamp": "0001-01-01T00:00:00Z", "sent_at": "9999-12-31T00:00:00Z"},
+        {"timestamp": 2**70},
+        {"offset": 1e300},
+    ):
+        error = rejected({"api_key": "t", "batch": [{"event": "e", "distinct_id": "d", **fields}]})
+        assert [(e.index, e.field) for e in error.errors] == [(0, "timestamp")]

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from workers import sanitize
 from workers.capture import (
     Event,
     EventError,
@@ -47,7 +48,7 @@ _ERROR_KEYS = {
 @dataclass(frozen=True, slots=True)
 class Envelope:
     api_key: str
-    events: list[object]
+    events: list[object]  # once cleaned (app), an event out of bounds is its OutOfBounds
     min_id_length: int
     client_upload_time: datetime | None
 
@@ -75,7 +76,7 @@ def identify_payload(body: bytes, content_type: str) -> dict[str, Any]:
     or list of `{user_id, device_id, user_properties, ...}`) as an HTTP V2 payload of `$identify` events."""
     if content_type == "application/json":
         try:
-            form = orjson.loads(body)
+            form = sanitize.loads(body)
         except orjson.JSONDecodeError as exc:
             raise Rejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(form, dict):
@@ -90,7 +91,7 @@ def identify_payload(body: bytes, content_type: str) -> dict[str, Any]:
         raise _missing("identification")
     if isinstance(identification, str):
         try:
-            identification = orjson.loads(identification)
+            identification = sanitize.loads(identification)
         except orjson.JSONDecodeError as exc:
             raise Rejected(400, "invalid_json", f"identification is not valid JSON: {exc}") from None
     updates = identification if isinstance(identification, list) else [identification]
@@ -131,6 +132,8 @@ def _missing(field: str) -> Rejected:
 
 
 def _event(raw: object, env: Envelope, project_id: int, received_at: datetime, ip: str | None) -> Event:
+    if isinstance(raw, sanitize.OutOfBounds):
+        raise InvalidField(raw.path or "event", f"{raw.reason}: {raw.detail}")
     if not isinstance(raw, dict):
         raise InvalidField("event", "an event must be a JSON object")
     event_type = raw.get("event_type")

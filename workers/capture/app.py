@@ -9,12 +9,13 @@ because the SDKs decide from the answer whether to drop, split or resend (PROTOC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import orjson
@@ -24,8 +25,15 @@ from aiohttp import web
 from workers.capture import Event, EventError, Rejected, amplitude, posthog
 from workers.capture.decode import decode_payload
 from workers.kafka import EVENTS_RAW, ProduceFailed, Record, ensure_topics, start_producer
-from workers.metrics import CAPTURE_EVENTS, CAPTURE_REQUEST_BYTES, CAPTURE_REQUEST_SECONDS, CAPTURE_REQUESTS
+from workers.metrics import (
+    CAPTURE_EVENTS,
+    CAPTURE_REQUEST_BYTES,
+    CAPTURE_REQUEST_SECONDS,
+    CAPTURE_REQUESTS,
+    SANITIZED_VALUES,
+)
 from workers.projects import Project, ProjectCache
+from workers.sanitize import Limits, OutOfBounds, clean
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -34,11 +42,12 @@ POSTHOG_PATHS = ("/e", "/capture", "/track", "/engage", "/i/v0/e")
 AMPLITUDE_PATHS = ("/2/httpapi",)
 BATCH_PATH = "/batch"  # "/batch/" is PostHog's, "/batch" Amplitude's: the body shape decides
 RETRY_AFTER_SECONDS = "2"
-DECODE_IN_THREAD_BYTES = 256 * 1024  # bigger bodies are decoded off the event loop
+DECODE_IN_THREAD_BYTES = 256 * 1024  # bigger bodies are decoded and cleaned off the event loop
 _ERROR_TYPES = {401: "authentication_error", 503: "server_error"}
 _POSTGRES_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AnyEnvelope = TypeVar("AnyEnvelope", posthog.Envelope, amplitude.Envelope)
 
 
 class EventProducer(Protocol):
@@ -117,6 +126,7 @@ class _Capture:
         self._settings = settings
         self._producer = producer
         self._projects = projects
+        self._limits = Limits.from_settings(settings)
 
     async def posthog(self, request: web.Request) -> web.Response:
         return await self._handle(request, _Tally("posthog"), route_by_shape=False)
@@ -142,12 +152,17 @@ class _Capture:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Rejected(401, "missing_token", "send Authorization: Bearer <project token>")
-            payload = await self._decode(request, await self._read(request))
+            body = await self._read(request)
+            payload = await self._decode(request, body)
             env = posthog.v1_envelope(payload, token.strip())
             tally.events = len(env.events)
             project = await self._project(token.strip())
             outcomes = posthog.normalize_each(
-                env, project.id, project.api_token, received_at, client_ip(request)
+                await self._clean(env, len(body)),
+                project.id,
+                project.api_token,
+                received_at,
+                client_ip(request),
             )
             events = [o for o in outcomes if not isinstance(o, EventError)]
             if events:
@@ -156,8 +171,8 @@ class _Capture:
             return _reject(request, tally, rejected)
         results: dict[str, dict[str, str]] = {}
         for index, (raw, outcome) in enumerate(zip(env.events, outcomes, strict=True)):
-            given = raw.get("uuid") if isinstance(raw, dict) else None
-            key = given if isinstance(given, str) else str(index)
+            given = raw.get("uuid") if isinstance(raw, dict) else None  # as sent, even if out of bounds
+            key = clean(given, self._limits)[0] if isinstance(given, str) else str(index)
             if isinstance(outcome, EventError):
                 results[key] = {"result": "drop", "reason": f"{outcome.field}: {outcome.reason}"}
             else:
@@ -179,15 +194,15 @@ class _Capture:
             if route_by_shape:
                 tally.protocol = _protocol_of(payload, tally.protocol)
             if tally.protocol == "posthog":
-                return await self._posthog(request, payload, received_at, tally)
+                return await self._posthog(request, payload, len(body), received_at, tally)
             return await self._amplitude(request, payload, len(body), received_at, tally)
         except Rejected as rejected:
             return _reject(request, tally, rejected)
 
     async def _posthog(
-        self, request: web.Request, payload: object, received_at: datetime, tally: _Tally
+        self, request: web.Request, payload: object, size: int, received_at: datetime, tally: _Tally
     ) -> web.Response:
-        env = posthog.envelope(payload, request.query.get("token"))
+        env = await self._clean(posthog.envelope(payload, request.query.get("token")), size)
         tally.events = len(env.events)
         if env.token is None:
             raise Rejected(401, "missing_token", "no api_key or token in the body, the events or the query")
@@ -200,7 +215,7 @@ class _Capture:
     async def _amplitude(
         self, request: web.Request, payload: object, size: int, received_at: datetime, tally: _Tally
     ) -> web.Response:
-        env = amplitude.envelope(payload)
+        env = await self._clean(amplitude.envelope(payload), size)
         tally.events = len(env.events)
         project = await self._project(env.api_key)
         events = amplitude.normalize(env, project.id, received_at, client_ip(request))
@@ -238,9 +253,31 @@ class _Capture:
             return await asyncio.to_thread(decode_payload, body, **args)
         return decode_payload(body, **args)
 
+    async def _clean(self, env: AnyEnvelope, size: int) -> AnyEnvelope:
+        if size > DECODE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(self._clean_events, env)
+        return self._clean_events(env)
+
+    def _clean_events(self, env: AnyEnvelope) -> AnyEnvelope:
+        """Every event as `sanitize.clean` leaves it; an event out of bounds is left as its `OutOfBounds`,
+        for normalize to report among the invalid events."""
+        events: list[object] = []
+        changed = 0
+        for raw in env.events:
+            try:
+                event, count = clean(raw, self._limits)
+            except OutOfBounds as exc:
+                event, count = exc, 0
+            events.append(event)
+            changed += count
+        if changed:
+            SANITIZED_VALUES.labels("capture").inc(changed)
+        return dataclasses.replace(env, events=events)
+
     async def _project(self, token: str) -> Project:
         try:
-            project = await self._projects.by_token(token)
+            # a token Postgres cannot even compare (U+0000, a lone surrogate) is no project's
+            project = None if clean(token, self._limits)[1] else await self._projects.by_token(token)
         except _POSTGRES_DOWN as exc:
             raise Rejected(
                 503, "postgres_unavailable", "the project store is unavailable; retry later"
@@ -278,7 +315,8 @@ class _Capture:
 
 def client_ip(request: web.Request) -> str | None:
     first = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    return first or request.remote
+    # an address is ASCII; aiohttp reads other bytes as lone surrogates, which orjson refuses to write
+    return first if first and first.isascii() else request.remote
 
 
 def _protocol_of(payload: object, hint: str) -> str:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from workers import sanitize
 from workers.capture import Rejected
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -176,7 +177,7 @@ def _inflate(data: bytes, max_bytes: int, wbits: int, name: str) -> bytes:
 
 def _json(data: bytes | str) -> object:
     try:
-        return orjson.loads(data)
+        return sanitize.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Rejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 

@@ -25,13 +25,14 @@ from workers.capture import (
     parse_time,
     parse_time_or_none,
 )
+from workers.sanitize import OutOfBounds
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
     token: str | None
     sent_at: datetime | None
-    events: list[object]
+    events: list[object]  # once cleaned (app), an event out of bounds is its OutOfBounds
 
 
 def envelope(payload: object, query_token: str | None = None) -> Envelope:
@@ -111,6 +112,8 @@ def _event(
     ip: str | None,
     times: dict[datetime, str],
 ) -> Event:
+    if isinstance(raw, OutOfBounds):
+        raise InvalidField(raw.path or "event", f"{raw.reason}: {raw.detail}")
     if not isinstance(raw, dict):
         raise InvalidField("event", "an event must be a JSON object")
     name = raw.get("event")
