@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -26,12 +27,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.components import free_port
-
 TOKEN = "faults-token"
 API_KEY = "faults-api-key"  # the project's key and the operator's (DEV_API_KEY, for /api/sql)
 SERVICE_PORTS = {"capture": "CAPTURE_PORT", "writer": "QUERY_PORT"}  # besides each worker's metrics port
-METRICS_PORTS = ("CAPTURE_METRICS_PORT", "PERSONS_METRICS_PORT", "WRITER_METRICS_PORT", "DLQ_METRICS_PORT")
+PORTS = (*SERVICE_PORTS.values(), "CAPTURE_METRICS_PORT", "PERSONS_METRICS_PORT", "WRITER_METRICS_PORT",
+         "DLQ_METRICS_PORT")  # fmt: skip
 RESTART_DELAY_SECONDS = 0.2
 
 
@@ -54,10 +54,8 @@ class Stack:
             "KAFKA_SESSION_TIMEOUT_SECONDS": "3",
             "POSTGRES_DSN": postgres_dsn,
             "CLICKHOUSE_URL": f"chdb://{directory}/chdb",
-            "CAPTURE_PORT": str(free_port()),
-            "QUERY_PORT": str(free_port()),
+            **dict(zip(PORTS, map(str, service_ports(len(PORTS))), strict=True)),
             "QUERY_MAX_ROWS": "1000000",
-            **{name: str(free_port()) for name in METRICS_PORTS},
             "DEV_API_KEY": API_KEY,
             "DRAIN_TIMEOUT_SECONDS": "20",
             "LOG_LEVEL": "info",
@@ -217,6 +215,22 @@ class Stack:
         """Rows of a table once deduplicated (FINAL)."""
         rows = await self.sql(f"SELECT count() AS n FROM {table} FINAL WHERE {where}")
         return int(rows[0]["n"])
+
+
+def service_ports(n: int) -> set[int]:
+    """n free ports below Linux's ephemeral range (32768-60999), which bind(0) and outgoing connections
+    never take: a worker's port stays unbound while it starts or restarts, and a free port from bind(0)
+    could meanwhile be handed to another test's server (seen: another run's capture on QUERY_PORT)."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        port = random.SystemRandom().randrange(20_000, 32_768)  # whatever seed a test set
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.add(port)
+    return ports
 
 
 def _listening(port: int) -> bool:
