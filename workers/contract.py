@@ -16,7 +16,7 @@ U+FFFD, `workers.sanitize`) and the same bounds hold everywhere (nesting depth, 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from workers.errors import DataError
@@ -167,10 +167,12 @@ def instant(message: Message, field: str, required: bool = True) -> datetime | N
         return None
     try:
         parsed = datetime.fromisoformat(value) if type(value) is str else None
-    except ValueError:
+        if parsed is not None and parsed.tzinfo is not None:
+            parsed.astimezone(UTC)  # an instant outside years 1-9999 in UTC: no store can hold it
+    except (ValueError, OverflowError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise Invalid("invalid_field", f"{field}: not an ISO-8601 time with a zone")
+        raise Invalid("invalid_field", f"{field}: not an ISO-8601 time with a zone within years 1-9999 UTC")
     return parsed
 
 
