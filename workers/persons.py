@@ -6,7 +6,9 @@ batch refers to are read in one statement (or come from the LRU cache), the even
 in memory, and the resulting writes run together. Concurrency with other workers is optimistic: the
 transaction locks the stored persons it changes and checks their versions; on a conflict it rolls back,
 forgets what it cached and walks the batch again from fresh rows. Kafka messages describing the changes
-are produced by the consume loop's sink, after the transaction committed.
+(persons, person_distinct_ids) are produced inside the transaction, before it commits: a worker killed
+after the commit would walk the batch again to no change and never send them; killed before it, Postgres
+rolls back and the same walk sends the same records again. The events go through the consume loop's sink.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +95,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 class PersonStore:
     """Persons and distinct ids in Postgres, with an LRU of what this worker last saw in front."""
 
-    def __init__(self, pool: asyncpg.Pool, max_properties_bytes: int, cache_size: int = 200_000) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        max_properties_bytes: int,
+        cache_size: int = 200_000,
+        publish: Callable[[dict[str, list[Output]]], Awaitable[None]] | None = None,
+    ) -> None:
         self._pool = pool
+        self.publish = publish  # produces the changes before the commit; None: the caller sends them
         self._max_bytes = max_properties_bytes
         self._cache_size = cache_size
         self._ids: OrderedDict[Key, PersonId] = OrderedDict()
@@ -121,13 +130,13 @@ class PersonStore:
             if plan.empty:
                 return walk, outcomes, {}
             try:
-                moved = await self._write(plan)
+                moved, changes = await self._write(plan, walk)
             except Conflict as exc:
                 PERSONS_CONFLICTS.inc()
                 log.info("persons_conflict", attempt=attempt, error=str(exc))
                 continue
             self._remember(walk, plan, moved)
-            return walk, outcomes, self._changes(plan, moved, walk)
+            return walk, outcomes, changes
         raise Conflict(f"batch still conflicted after {MAX_WALKS} attempts")
 
     async def _load(self, keys: list[Key], fresh: bool) -> tuple[dict[Key, PersonId], dict[PersonId, Person]]:
@@ -165,7 +174,7 @@ class PersonStore:
                 self._cache_id((r["project_id"], r["distinct_id"]), person.id)
         return ids, persons
 
-    async def _write(self, plan: Plan) -> list[asyncpg.Record]:
+    async def _write(self, plan: Plan, walk: Walk) -> tuple[list[asyncpg.Record], dict[str, list[Output]]]:
         statements = 0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -228,6 +237,9 @@ class PersonStore:
                            WHERE p.id = u.id""",
                         *_person_columns(plan.update_persons),
                     )
+                changes = self._changes(plan, moved, walk)
+                if self.publish is not None:
+                    await self.publish(changes)  # before the commit: see the module's docstring
         except (
             asyncpg.DeadlockDetectedError,
             asyncpg.SerializationError,
@@ -237,7 +249,7 @@ class PersonStore:
             raise Conflict(f"{type(exc).__name__}: {exc}") from exc
         finally:
             PERSONS_POSTGRES_STATEMENTS.inc(statements)
-        return moved
+        return moved, changes
 
     def _remember(self, walk: Walk, plan: Plan, moved: list[asyncpg.Record]) -> None:
         for person_id in plan.move_ids:
@@ -355,7 +367,7 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
                 PERSONS_MERGES.labels(outcome.merged).inc()
             results[index] = Ok([(EVENTS, Record(batch[index].key, orjson.dumps(event)))])
         last = events[-1][0]
-        for outputs in changes.values():
+        for outputs in changes.values() if store.publish is None else ():
             results[last].value.extend(outputs)  # type: ignore[union-attr]
         return results
 
@@ -384,7 +396,13 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     enrichment = Enrichment(
         RulesCache(pool, settings.persons_config_refresh_seconds), GeoIP.open(settings.geoip_database_path)
     )
-    store = PersonStore(pool, settings.persons_max_properties_bytes, settings.persons_cache_size)
+    sink = TopicsSink(producer)
+    store = PersonStore(
+        pool,
+        settings.persons_max_properties_bytes,
+        settings.persons_cache_size,
+        publish=lambda changes: sink.write(list(changes.values())),
+    )
     config = LoopConfig(
         STAGE,
         settings.persons_batch_max_messages,
@@ -394,7 +412,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         limits=DeadLetterLimits.from_settings(settings),
     )
     process = make_process(store, Limits.from_settings(settings), enrichment)
-    loop = ConsumeLoop(config, process, TopicsSink(producer), KafkaDeadLetters(producer, STAGE))
+    loop = ConsumeLoop(config, process, sink, KafkaDeadLetters(producer, STAGE))
     consumer = await start_consumer(settings, STAGE, [EVENTS_RAW], loop.flush)
     log.info("persons_consuming", topic=EVENTS_RAW, outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])
     try:
