@@ -106,6 +106,16 @@ class DeadLetterWindow:
         self._parked = 0  # parked messages inside the window
         self._consecutive = 0
 
+    def crossed_by(self, results: Sequence[Result[Any]]) -> str | None:
+        """The limit a batch's outcomes would cross, without taking them."""
+        trial = DeadLetterWindow(self._limits)
+        trial._window, trial._parked, trial._consecutive = (
+            self._window.copy(),
+            self._parked,
+            self._consecutive,
+        )
+        return trial.observe(results)
+
     def observe(self, results: Sequence[Result[Any]]) -> str | None:
         """Take a batch's outcomes; the limit they cross, described, or None."""
         limits, window = self._limits, self._window
@@ -267,14 +277,13 @@ class ConsumeLoop(Generic[T]):
     async def _write_and_commit(self, batch: list[Message], results: list[Result[T]], started: float) -> None:
         stage, consumer = self._config.stage, self._consumer
         assert consumer is not None
+        # checked before the sink too, so that nothing of a batch past a limit is written
+        self._check_limits(self._parked.crossed_by(results))
         outputs = [(i, r.value) for i, r in enumerate(results) if isinstance(r, Ok)]
         if outputs:
             for index, refused in await self._write_isolating(outputs):
                 results[index] = refused
-        limit = self._parked.observe(results)
-        if limit is not None:
-            log.error("dead_letter_limit", stage=stage, limit=limit)
-            raise DeadLetterLimitExceeded(f"{stage}: {limit}; stopping without committing")
+        self._check_limits(self._parked.observe(results))
         dead = [(m, r) for m, r in zip(batch, results, strict=True) if isinstance(r, DeadLetter)]
         if dead:
             await self._retry("dead_letter", lambda: self._dead_letters.write(dead), isolate=False)
@@ -299,6 +308,11 @@ class ConsumeLoop(Generic[T]):
                 "dead_lettered", stage=stage, count=len(dead), reasons=sorted({d.reason for _, d in dead}),
                 first_error=dead[0][1].error[:500],
             )  # fmt: skip
+
+    def _check_limits(self, limit: str | None) -> None:
+        if limit is not None:
+            log.error("dead_letter_limit", stage=self._config.stage, limit=limit)
+            raise DeadLetterLimitExceeded(f"{self._config.stage}: {limit}; stopping without committing")
 
     async def _commit(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
         async with asyncio.timeout(self._config.commit_timeout_seconds):

@@ -370,6 +370,17 @@ async def test_too_large_a_share_of_dead_letters_stops_the_loop() -> None:
     consumer = FakeConsumer(poisoned(10, {0, 2, 4, 6, 8, 9}), clock, stopping)
     with pytest.raises(DeadLetterLimitExceeded, match=r"DLQ_MAX_RATIO=0\.5 exceeded: 6 of the last 10"):
         await loop.run(consumer, stopping)
+    assert (consumer.commits, dead.batches, sink.batches) == ([], [], [])  # nothing of it written
+
+
+async def test_a_limit_crossed_by_what_the_sink_refuses_stops_the_loop_too() -> None:
+    sink, dead = RefusingSink(), ListSink()
+    limits = DeadLetterLimits(max_ratio=1.0, window=1000, max_consecutive=3)
+    loop, clock, _ = make_loop(sink, dead, max_messages=4, limits=limits)
+    stopping = asyncio.Event()
+    consumer = FakeConsumer(poisoned(4, {1, 2, 3}), clock, stopping)
+    with pytest.raises(DeadLetterLimitExceeded, match="DLQ_MAX_CONSECUTIVE=3 reached"):
+        await loop.run(consumer, stopping)
     assert (consumer.commits, dead.batches) == ([], [])
 
 
