@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.components import free_port
+from tests.components import COMPONENT_PORTS, free_port
 
 CLICKHOUSE_SERVER = Path(os.environ.get("CLICKHOUSE_SERVER_BIN", "/usr/sbin/clickhouse-server"))
 
@@ -96,6 +96,7 @@ class ClickHouseServer:
             stderr=subprocess.DEVNULL,
         )
         self._wait_for_ping(timeout)
+        COMPONENT_PORTS[self.tcp_port] = COMPONENT_PORTS[self.http_port] = "clickhouse"
         return self
 
     def _wait_for_ping(self, timeout: float) -> None:
@@ -119,6 +120,8 @@ class ClickHouseServer:
         )
 
     def stop(self, timeout: float = 20.0) -> None:
+        COMPONENT_PORTS.pop(self.tcp_port, None)
+        COMPONENT_PORTS.pop(self.http_port, None)
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
