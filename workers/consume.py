@@ -242,37 +242,33 @@ class ConsumeLoop(Generic[T]):
             writing, self._writing = self._writing, None
             await writing
 
-    async def _process_isolating(self, batch: list[Message]) -> list[Result[T]]:
-        """process(batch); on a data error, each half on its own, down to the single offending messages."""
+    async def _split_on_data_errors(
+        self, step: str, items: list[Any], run: Callable[[list[Any]], Awaitable[Any]]
+    ) -> list[tuple[list[Any], Any]]:
+        """[(items, run(items))]; on a data error, each half on its own (the first half first, so a
+        person's events keep their order), down to single items, whose outcome is then the DataError."""
         try:
-            results = await self._retry("process", lambda: self._process(batch))
+            return [(items, await self._retry(step, lambda: run(items)))]
         except DataError as exc:
-            if len(batch) == 1:
-                return [DeadLetter(exc.reason, exc.detail)]
-            CONSUMER_ISOLATIONS.labels(self._config.stage, "process").inc()
-            middle = len(batch) // 2
-            return await self._process_isolating(batch[:middle]) + await self._process_isolating(
-                batch[middle:]
-            )
-        if len(results) != len(batch):
-            raise BatchFailed(
-                f"{self._config.stage}: process returned {len(results)} results for {len(batch)}"
-            )
-        return results
+            if len(items) == 1:
+                return [(items, exc)]
+            CONSUMER_ISOLATIONS.labels(self._config.stage, step).inc()
+            middle = len(items) // 2
+            first = await self._split_on_data_errors(step, items[:middle], run)
+            return first + await self._split_on_data_errors(step, items[middle:], run)
 
-    async def _write_isolating(self, outputs: list[tuple[int, T]]) -> list[tuple[int, DeadLetter]]:
-        """sink.write(outputs); on a data error, each half on its own. Returns the outputs it refused."""
-        try:
-            await self._retry("sink", lambda: self._sink.write([value for _, value in outputs]))
-        except DataError as exc:
-            if len(outputs) == 1:
-                return [(outputs[0][0], DeadLetter(exc.reason, exc.detail))]
-            CONSUMER_ISOLATIONS.labels(self._config.stage, "sink").inc()
-            middle = len(outputs) // 2
-            return await self._write_isolating(outputs[:middle]) + await self._write_isolating(
-                outputs[middle:]
-            )
-        return []
+    async def _process_isolating(self, batch: list[Message]) -> list[Result[T]]:
+        results: list[Result[T]] = []
+        for part, outcome in await self._split_on_data_errors("process", batch, self._process):
+            if isinstance(outcome, DataError):
+                results.append(DeadLetter(outcome.reason, outcome.detail))
+            elif len(outcome) != len(part):
+                raise BatchFailed(
+                    f"{self._config.stage}: process returned {len(outcome)} results for {len(part)}"
+                )
+            else:
+                results.extend(outcome)
+        return results
 
     async def _write_and_commit(self, batch: list[Message], results: list[Result[T]], started: float) -> None:
         stage, consumer = self._config.stage, self._consumer
@@ -281,8 +277,13 @@ class ConsumeLoop(Generic[T]):
         self._check_limits(self._parked.crossed_by(results))
         outputs = [(i, r.value) for i, r in enumerate(results) if isinstance(r, Ok)]
         if outputs:
-            for index, refused in await self._write_isolating(outputs):
-                results[index] = refused
+
+            async def write(part: list[tuple[int, T]]) -> None:
+                await self._sink.write([value for _, value in part])
+
+            for part, outcome in await self._split_on_data_errors("sink", outputs, write):
+                if isinstance(outcome, DataError):
+                    results[part[0][0]] = DeadLetter(outcome.reason, outcome.detail)
         self._check_limits(self._parked.observe(results))
         dead = [(m, r) for m, r in zip(batch, results, strict=True) if isinstance(r, DeadLetter)]
         if dead:
