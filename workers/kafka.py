@@ -271,7 +271,16 @@ class KafkaConsumer:
         await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka 0.14 re-raises the cancellation of its own pending fetch when the broker is gone; let
+            # it through only if this task was cancelled, or it replaces the error that stopped the worker
+            # (which then exits 0, without worker_failed)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("consumer_stop_cancelled", stage=self._stage)
 
 
 async def start_consumer(
