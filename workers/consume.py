@@ -204,6 +204,9 @@ class ConsumeLoop(Generic[T]):
         self._consumer = consumer
         config = self._config
         while not stopping.is_set():
+            if self._writing is not None and self._writing.done():
+                async with self._lock:  # a batch written in the background failed: stop now, not at the
+                    await self._settle()  # next batch, which may never come (the broker is down, say)
             wait = config.max_seconds if not self._pending else self._deadline - self._clock()
             messages = await consumer.getmany(
                 timeout_seconds=max(0.0, min(wait, config.poll_seconds)),
