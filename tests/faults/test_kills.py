@@ -16,13 +16,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
-import asyncpg
 import pytest
 
 from tests.components import Tansu, wait_until
 from tests.faults.stack import Stack
-from tests.faults.traffic import Sender, Traffic, build, partition
+from tests.faults.traffic import (
+    Sender,
+    Traffic,
+    assert_same,
+    build,
+    clickhouse_ids,
+    dead_letters,
+    partition,
+    postgres_ids,
+    stored_at_least,
+)
 
 pytestmark = [
     pytest.mark.faults,
@@ -69,53 +77,6 @@ class Killer(threading.Thread):
             self.kills[name] += 1
 
 
-async def stored_at_least(stack: Stack, n: int) -> bool:
-    try:
-        rows = await stack.sql("SELECT count() AS n FROM events")  # without FINAL: cheap, duplicates too
-    except (aiohttp.ClientError, OSError):  # the writer (and its query API) is restarting
-        return False
-    return int(rows[0]["n"]) >= n
-
-
-def assert_same(what: str, got: list[str], want: list[str]) -> None:
-    """got == want, or a short account: how many are missing, extra and doubled, and a few of each."""
-    if got != want:
-        doubled = [x for x, n in Counter(got).items() if n > 1]
-        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-        raise AssertionError(
-            f"{what}: {len(got)} instead of {len(want)}: {len(missing)} missing {missing[:5]},"
-            f" {len(extra)} extra {extra[:5]}, {len(doubled)} doubled {doubled[:5]}"
-        )
-
-
-async def postgres_ids(dsn: str) -> tuple[dict[str, str], set[str]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        ids = await conn.fetch("SELECT distinct_id, person_id::text AS person FROM person_distinct_ids")
-        persons = await conn.fetch("SELECT id::text AS id FROM persons")
-    finally:
-        await conn.close()
-    return {r["distinct_id"]: r["person"] for r in ids}, {r["id"] for r in persons}
-
-
-async def clickhouse_ids(stack: Stack) -> tuple[dict[str, str], set[str]]:
-    ids = await stack.sql(
-        "SELECT distinct_id, toString(argMax(person_id, version)) AS person FROM person_distinct_ids"
-        " GROUP BY distinct_id"
-    )
-    persons = await stack.sql("SELECT toString(id) AS id FROM persons FINAL WHERE is_deleted = 0")
-    return {r["distinct_id"]: r["person"] for r in ids}, {r["id"] for r in persons}
-
-
-async def dead_letter_uuids(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT uuid FROM dead_letters WHERE reason = 'junk_distinct_id'")
-    finally:
-        await conn.close()
-    return [r["uuid"] for r in rows]
-
-
 async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     broker: Tansu, dsn: str, tmp_path: Path
 ) -> None:
@@ -149,7 +110,7 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
             return (
                 await stack.count() == len(stored)
                 and (await clickhouse_ids(stack))[0].keys() == named
-                and set(await dead_letter_uuids(dsn)) == traffic.junk
+                and {u for u, _ in await dead_letters(dsn)} == traffic.junk
             )
 
         await wait_until(settled, timeout=120, interval=2)  # the asserts below say what is wrong
@@ -162,7 +123,7 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         ch_ids, ch_persons = await clickhouse_ids(stack)
         assert ch_ids == pg_ids
         assert ch_persons == pg_persons
-        assert sorted(set(await dead_letter_uuids(dsn))) == sorted(traffic.junk)
+        assert {(u, r) for u, r in await dead_letters(dsn)} == {(u, "junk_distinct_id") for u in traffic.junk}
 
         assert not killer.errors
         exits = {name: [] for name in KILLED}

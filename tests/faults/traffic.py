@@ -26,10 +26,12 @@ from typing import Any
 from uuid import UUID
 
 import aiohttp
+import asyncpg
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.generate import generate
-from tests.faults.stack import TOKEN
+from tests.faults.stack import TOKEN, Stack
 
 JUNK_IDS = ("undefined", "null", "anonymous")  # distinct ids persons parks as junk_distinct_id
 LINKS = ("$identify", "$merge_dangerously", "$create_alias")
@@ -179,6 +181,7 @@ class Sender:
 
     url: str
     batches: Sequence[Sequence[dict[str, Any]]]
+    token: str = TOKEN
     rate: float | None = None  # events a second, all tasks together: batch k is not sent before its turn
     request_timeout: float = 30.0
     max_pause: float = 1.0
@@ -187,7 +190,7 @@ class Sender:
     unexpected: list[tuple[int, int, bytes]] = field(default_factory=list)  # (batch, status, body)
 
     def __post_init__(self) -> None:
-        self._bodies = [orjson.dumps({"api_key": TOKEN, "batch": list(b)}) for b in self.batches]
+        self._bodies = [orjson.dumps({"api_key": self.token, "batch": list(b)}) for b in self.batches]
         self._next = 0
         self._turns = [0.0] * len(self.batches)  # seconds from the start
         for k in range(1, len(self.batches)):
@@ -235,3 +238,83 @@ class Sender:
             wait = float(retry_after) if retry_after else pause
             await asyncio.sleep(min(wait, self.max_pause))
             pause = min(pause * 2, self.max_pause)
+
+
+# what the tests read back -------------------------------------------------------------------------------
+
+
+async def stored_at_least(stack: Stack, n: int) -> bool:
+    """At least n rows in `events` (without FINAL: cheap, and duplicates count); False while the writer
+    (and its query API) is down."""
+    try:
+        rows = await stack.sql("SELECT count() AS n FROM events")
+    except (aiohttp.ClientError, OSError):
+        return False
+    return int(rows[0]["n"]) >= n
+
+
+def assert_same(what: str, got: list[str], want: list[str]) -> None:
+    """got == want, or a short account: how many are missing, extra and doubled, and a few of each."""
+    if got != want:
+        doubled = [x for x, n in Counter(got).items() if n > 1]
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        raise AssertionError(
+            f"{what}: {len(got)} instead of {len(want)}: {len(missing)} missing {missing[:5]},"
+            f" {len(extra)} extra {extra[:5]}, {len(doubled)} doubled {doubled[:5]}"
+        )
+
+
+async def postgres_ids(dsn: str, project_id: int = 1) -> tuple[dict[str, str], set[str]]:
+    """Postgres's distinct id -> person, and its persons, of the project (the Stack's is the first)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = await conn.fetch(
+            "SELECT distinct_id, person_id::text AS person FROM person_distinct_ids WHERE project_id = $1",
+            project_id,
+        )
+        persons = await conn.fetch("SELECT id::text AS id FROM persons WHERE project_id = $1", project_id)
+    finally:
+        await conn.close()
+    return {r["distinct_id"]: r["person"] for r in ids}, {r["id"] for r in persons}
+
+
+async def clickhouse_ids(stack: Stack, project_id: int = 1) -> tuple[dict[str, str], set[str]]:
+    """ClickHouse's distinct id -> person (the row of the highest version), and its live persons."""
+    ids = await stack.sql(
+        "SELECT distinct_id, toString(argMax(person_id, version)) AS person FROM person_distinct_ids"
+        f" WHERE project_id = {int(project_id)} GROUP BY distinct_id"
+    )
+    persons = await stack.sql(
+        f"SELECT toString(id) AS id FROM persons FINAL WHERE project_id = {int(project_id)} AND is_deleted = 0"
+    )
+    return {r["distinct_id"]: r["person"] for r in ids}, {r["id"] for r in persons}
+
+
+async def dead_letters(dsn: str) -> list[tuple[str, str]]:
+    """(uuid, reason) of every message the dlq worker indexed."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT uuid, reason FROM dead_letters")
+    finally:
+        await conn.close()
+    return [(r["uuid"], r["reason"]) for r in rows]
+
+
+async def dead_letter_reasons(bootstrap: str, partitions: int = 4) -> list[str]:
+    """The `reason` header of every message in the `dead_letter` topic, read to its end."""
+    topic = [TopicPartition("dead_letter", p) for p in range(partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    reasons: list[str] = []
+    try:
+        consumer.assign(topic)
+        ends = await consumer.end_offsets(topic)
+        for tp in topic:
+            consumer.seek(tp, 0)
+        async with asyncio.timeout(30):
+            while [tp for tp in topic if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(*topic, timeout_ms=200)).values():
+                    reasons += [dict(r.headers).get("reason", b"").decode() for r in records]
+    finally:
+        await consumer.stop()
+    return reasons
