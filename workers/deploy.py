@@ -40,6 +40,8 @@ redirect_stderr=true
 
 # a worker drains within DRAIN_TIMEOUT_SECONDS (30 by default); the supervisor waits a little longer
 _STOP_WAIT_SECONDS = 40
+# startsecs=0: a worker that exits at once (Postgres or the broker not there yet) is restarted for as long
+# as the outage lasts, instead of being given up on (FATAL) after a few quick failures
 
 
 def supervisord_conf() -> str:
@@ -51,7 +53,7 @@ command=%(here)s/scripts/worker.sh {worker.name}
 directory=%(here)s
 priority=20
 autorestart=true
-startretries=10
+startsecs=0
 stopsignal=TERM
 stopwaitsecs={_STOP_WAIT_SECONDS}
 stdout_logfile=%(here)s/var/log/{worker.name}.log

@@ -22,7 +22,9 @@ _COLUMNS = "id, name, api_token, api_key, timezone"
 
 
 class ProjectCache:
-    """Looks projects up by capture token or API key; answers (and misses) are kept `ttl` seconds."""
+    """Looks projects up by capture token or API key; answers (and misses) are kept `ttl` seconds. While
+    Postgres cannot be reached, a known project's expired answer is still used: capture keeps taking the
+    events of every project it has seen, and only an unseen token waits for Postgres (503)."""
 
     def __init__(self, pool: asyncpg.Pool, ttl_seconds: float) -> None:
         self._pool = pool
@@ -43,7 +45,12 @@ class ProjectCache:
         hit = cache.get(value)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM projects WHERE {column} = $1", value)
+        try:
+            row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM projects WHERE {column} = $1", value)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if hit is not None and hit[1] is not None:
+                return hit[1]
+            raise
         project = Project(**dict(row)) if row else None
         if len(cache) > 100_000:  # a flood of bad tokens must not grow memory without bound
             cache.clear()
