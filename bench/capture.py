@@ -51,6 +51,7 @@ from workers.capture import iso, posthog
 from workers.kafka import EVENTS, EVENTS_RAW, ensure_topics
 from workers.migrate import SQL_DIR, migrate_postgres
 from workers.projects import ensure_project
+from workers.sanitize import Limits
 from workers.settings import Settings
 from workers.writer import EVENT_COLUMNS, event_row
 
@@ -344,7 +345,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             values = await read_topic(sizes, EVENTS, total)
         finally:
             await sizes.stop()
-        rows = [event_row(v) for v in values]
+        limits = Limits.from_settings(Settings.from_env({}))
+        rows = [event_row(v, limits) for v in values]
         figures["chdb_ceiling"] = await asyncio.to_thread(
             chdb_ceiling, tmp / "ceiling-chdb", rows, settings.writer_batch_max_rows
         )

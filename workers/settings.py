@@ -77,6 +77,7 @@ class Settings:
     kafka_produce_timeout_seconds: float
     kafka_consumer_group_prefix: str
     kafka_session_timeout_seconds: float
+    kafka_confirm_topics: bool
     postgres_dsn: str
     clickhouse_url: str
     capture_host: str
@@ -144,6 +145,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "kafka_produce_timeout_seconds": ("10", _float(0.1, 300)),
     "kafka_consumer_group_prefix": ("user-analytics", _nonempty),
     "kafka_session_timeout_seconds": ("10", _float(1, 300)),
+    "kafka_confirm_topics": ("true", _bool),
     "postgres_dsn": ("postgresql://postgres@127.0.0.1:5432/user_analytics", _nonempty),
     "clickhouse_url": ("chdb://var/chdb", _clickhouse_url),
     "capture_host": ("127.0.0.1", _nonempty),
