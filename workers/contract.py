@@ -15,6 +15,7 @@ U+FFFD, `workers.sanitize`) and the same bounds hold everywhere (nesting depth, 
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,9 @@ REASONS = {
 # reasons that judge what a client sent, not what a stage or a store did: they never count towards the DLQ
 # limits, so a flood of junk from one client cannot stop a stage for every project
 CLIENT_REASONS = frozenset({"junk_distinct_id", "schema_invalid", "unknown_project"})
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 class Invalid(DataError):
@@ -137,21 +141,22 @@ def text(message: Message, field: str) -> str:
     return value
 
 
+def canonical_uuid(value: object) -> str | None:
+    """A UUID as its canonical lower-case string (the form every stage writes), or None if it is none."""
+    if type(value) is str and len(value) == 36 and _CANONICAL_UUID.match(value):
+        return value
+    try:
+        return str(uuid.UUID(value)) if type(value) is str else None
+    except ValueError:
+        return None
+
+
 def uuid_of(message: Message, field: str) -> str:
     """The field as a canonical UUID string (written back, so later stages read it as is)."""
     value = message.get(field)
     if value is None:
         raise Invalid("missing_field", f"{field}: missing")
-    if type(value) is str and len(value) == 36 and value == value.lower():
-        try:
-            uuid.UUID(value)
-            return value
-        except ValueError:
-            pass
-    try:
-        canonical = str(uuid.UUID(value)) if type(value) is str else None
-    except ValueError:
-        canonical = None
+    canonical = canonical_uuid(value)
     if canonical is None:
         raise Invalid("invalid_field", f"{field}: not a UUID")
     message[field] = canonical

@@ -7,7 +7,6 @@ events, or one event object. The token comes from the envelope, else from an eve
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from workers.capture import (
     parse_time,
     parse_time_or_none,
 )
+from workers.contract import canonical_uuid
 from workers.sanitize import OutOfBounds
 
 
@@ -166,17 +166,10 @@ def _timestamp(raw: dict[str, Any], properties: dict[str, Any]) -> datetime | No
 def _uuid(value: object) -> str:
     if value is None:
         return str(uuid.uuid4())
-    if isinstance(value, str) and _CANONICAL_UUID.match(value):
-        return value
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise InvalidField("uuid", f"{value!r} is not a valid UUID")
-
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise InvalidField("uuid", f"{value!r} is not a valid UUID")
+    return canonical
 
 
 def _first(*values: object) -> object:
