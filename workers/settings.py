@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,20 @@ def _log_level(raw: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError("must be one of debug, info, warning, error")
     return level
+
+
+def _jvm_size(raw: str) -> str:
+    size = raw.strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
+        raise ValueError("must be a JVM size such as 256m or 1g")
+    return size
+
+
+def _state_backend(raw: str) -> str:
+    backend = raw.strip().lower()
+    if backend not in ("hashmap", "rocksdb"):
+        raise ValueError("must be hashmap or rocksdb")
+    return backend
 
 
 _port = _int(0, 65535)
@@ -121,6 +136,14 @@ class Settings:
     event_max_keys: int
     event_max_key_length: int
     log_level: str
+    flink_parallelism: int
+    flink_jvm_heap: str
+    flink_checkpoint_seconds: float
+    flink_state_backend: str
+    flink_checkpoint_dir: str
+    flink_lateness_seconds: int
+    session_gap_minutes: int
+    flink_jars_dir: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -189,4 +212,12 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "event_max_keys": ("10000", _int(1, 1_000_000)),
     "event_max_key_length": ("1024", _int(1, 1_000_000)),
     "log_level": ("info", _log_level),
+    "flink_parallelism": ("1", _int(1, 1024)),
+    "flink_jvm_heap": ("256m", _jvm_size),
+    "flink_checkpoint_seconds": ("10", _float(0.1, 86400)),
+    "flink_state_backend": ("hashmap", _state_backend),
+    "flink_checkpoint_dir": ("var/flink-checkpoints", _nonempty),
+    "flink_lateness_seconds": ("60", _int(0, 86400)),
+    "session_gap_minutes": ("30", _int(1, 24 * 60)),
+    "flink_jars_dir": ("var/flink-jars", _nonempty),
 }

@@ -1,0 +1,1 @@
+"""The PyFlink job: sessions, per-minute event counts and late events from the `events` topic."""
