@@ -44,6 +44,24 @@ _STOP_WAIT_SECONDS = 40
 # as the outage lasts, instead of being given up on (FATAL) after a few quick failures
 
 
+# the job's JVM and its Python workers are children of the program: stop and kill them all together
+_SUPERVISORD_FLINK = f"""
+; the Flink job (flink/job.py): events -> sessions, event_counts_1m, late_events
+[program:flink]
+command=%(here)s/scripts/flink.sh
+directory=%(here)s
+priority=30
+autorestart=true
+startsecs=0
+stopsignal=TERM
+stopwaitsecs={_STOP_WAIT_SECONDS}
+stopasgroup=true
+killasgroup=true
+stdout_logfile=%(here)s/var/log/flink.log
+redirect_stderr=true
+"""
+
+
 def supervisord_conf() -> str:
     programs = [
         f"""
@@ -62,7 +80,7 @@ redirect_stderr=true
         for worker in WORKERS.values()
         if worker.supervised
     ]
-    return _SUPERVISORD_HEAD + "".join(programs)
+    return _SUPERVISORD_HEAD + "".join(programs) + _SUPERVISORD_FLINK
 
 
 def systemd_units() -> dict[str, str]:
@@ -84,6 +102,28 @@ WorkingDirectory=/opt/user-analytics
 EnvironmentFile=/etc/user-analytics/user-analytics.env
 # reads: {", ".join(worker.setting_names())}
 ExecStart=/opt/user-analytics/.venv/bin/python -m workers {worker.name}
+Restart=always
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec={_STOP_WAIT_SECONDS}
+
+[Install]
+WantedBy=multi-user.target
+"""
+    units["user-analytics-flink.service"] = f"""\
+# Made by `python -m workers systemd` from workers/deploy.py: edit that, not this.
+[Unit]
+Description=user-analytics flink: the Flink job, events -> sessions, event_counts_1m, late_events
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+User=user-analytics
+WorkingDirectory=/opt/user-analytics
+EnvironmentFile=/etc/user-analytics/user-analytics.env
+# reads: KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONSUMER_GROUP_PREFIX, FLINK_*, SESSION_GAP_MINUTES
+ExecStart=/opt/user-analytics/.venv/bin/python -m flink.job
 Restart=always
 RestartSec=2
 KillSignal=SIGTERM

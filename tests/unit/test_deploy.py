@@ -18,13 +18,13 @@ def test_the_committed_supervisord_conf_is_the_one_the_registry_makes() -> None:
 def test_the_committed_systemd_units_are_the_ones_the_registry_makes() -> None:
     committed = {p.name: p.read_text() for p in (ROOT / "config" / "systemd").glob("*.service")}
     assert committed == deploy.systemd_units()
-    assert sorted(committed) == sorted(f"user-analytics-{name}.service" for name in WORKERS)
+    assert sorted(committed) == sorted(f"user-analytics-{name}.service" for name in [*WORKERS, "flink"])
 
 
-def test_supervisord_runs_every_supervised_worker_and_nothing_else() -> None:
+def test_supervisord_runs_the_broker_every_supervised_worker_and_the_flink_job() -> None:
     programs = [line[len("[program:") : -1] for line in deploy.supervisord_conf().splitlines()
                 if line.startswith("[program:")]  # fmt: skip
-    assert programs == ["tansu", "capture", "persons", "writer", "dlq"]
+    assert programs == ["tansu", "capture", "persons", "writer", "dlq", "flink"]
 
 
 def test_every_worker_has_a_metrics_port_setting_and_reads_settings_that_exist() -> None:
