@@ -1,3 +1,5 @@
+-- first and last event by event time, without a Python aggregate (FIRST_VALUE follows arrival order):
+-- MIN and MAX of 15 digits of ms, the 36-character uuid for ties, then a JSON array from character 52
 INSERT INTO sessions_sink
 SELECT
   CASE WHEN kind = 'window' THEN session_uuid(project_id, pkey, start_ms) ELSE pkey END,
@@ -28,6 +30,7 @@ SELECT project_id, event, CAST(window_start AS TIMESTAMP_LTZ(3)), COUNT(*), ARRA
 FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
 GROUP BY project_id, event, window_start, window_end;
 
+-- exactly the events the minute window drops: their window has fired (its end - 1 <= the watermark)
 INSERT INTO late_sink
 SELECT `uuid`, project_id, event, distinct_id, person_id, `timestamp`, kafka_partition, kafka_offset
 FROM ev

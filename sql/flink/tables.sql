@@ -10,6 +10,9 @@ CREATE TABLE events_src (
                  `$device_type` STRING, `$geoip_country_code` STRING, `$device_id` STRING, `$user_id` STRING>,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  -- epoch ms of the ISO-8601 timestamp: TO_TIMESTAMP_LTZ with a pattern ignores a +hh:mm offset and CAST
+  -- refuses the T, so by hand (UNIX_TIMESTAMP reads in table.local-time-zone, UTC). A computed column
+  -- cannot use another, hence the same expression again in ts
   ts_ms AS UNIX_TIMESTAMP(SUBSTR(`timestamp`, 1, 19), 'yyyy-MM-dd''T''HH:mm:ss') * 1000
     + COALESCE(CAST(RPAD(REGEXP_EXTRACT(`timestamp`, '^.{19}\.(\d{1,3})', 1), 3, '0') AS BIGINT), 0)
     - CASE WHEN `timestamp` LIKE '%Z' THEN 0
@@ -24,6 +27,7 @@ CREATE TABLE events_src (
                 * (CAST(SUBSTR(`timestamp`, CHAR_LENGTH(`timestamp`) - 4, 2) AS BIGINT) * 60
                    + CAST(SUBSTR(`timestamp`, CHAR_LENGTH(`timestamp`) - 1, 2) AS BIGINT)) * 60000 END, 3),
   pt AS PROCTIME(),
+  -- on-event watermarks: which events are late depends only on the order they are read
   WATERMARK FOR ts AS ts - INTERVAL '{{lateness_seconds}}' SECOND
 ) WITH (
   'connector' = 'kafka', 'properties.bootstrap.servers' = '{{bootstrap}}', 'topic' = '{{events_topic}}',
@@ -33,6 +37,7 @@ CREATE TABLE events_src (
   'scan.watermark.emit.strategy' = 'on-event', 'scan.watermark.idle-timeout' = '30 s'
 );
 
+-- the first arrival of each uuid in processing-time order: append-only, and ts stays a rowtime for the windows
 CREATE TEMPORARY VIEW events_dedup AS
 SELECT * FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY `uuid` ORDER BY pt ASC) AS rn FROM events_src
@@ -46,6 +51,7 @@ SELECT `uuid`, project_id, event, distinct_id, person_id, `timestamp`, kafka_par
   url, browser, os, device_type, country
 FROM (
   SELECT *,
+    -- Amplitude's session id reaches `events` as $session_id: epoch ms, or -1 (none)
     CASE WHEN protocol = 'amplitude' THEN
            CASE WHEN TRY_CAST(properties.`$session_id` AS BIGINT) > 0 THEN 'amp:'
                 || COALESCE(NULLIF(properties.`$device_id`, ''), NULLIF(properties.`$user_id`, ''), distinct_id)
