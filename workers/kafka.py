@@ -171,10 +171,11 @@ class Producer:
         await self._producer.stop()
 
 
-async def start_producer(settings: Settings, confirm_topics: bool = False) -> Producer:
-    """A producer whose `send_all` waits for every acknowledgement. With `confirm_topics` (capture, the
-    first producer) each call first checks that its topic exists and creates the missing topics: Tansu
-    acknowledges records sent to a topic it lost in a restart, and creating the topic later drops them."""
+async def start_producer(settings: Settings) -> Producer:
+    """A producer whose `send_all` waits for every acknowledgement. With KAFKA_CONFIRM_TOPICS each call
+    first checks that its topic exists and creates the missing topics: Tansu acknowledges records sent to a
+    topic it lost in a restart (from a producer's cached metadata), and creating the topic later drops them.
+    Every producer checks, since any of them may be the first to send after such a restart."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
@@ -185,7 +186,7 @@ async def start_producer(settings: Settings, confirm_topics: bool = False) -> Pr
         request_timeout_ms=int(settings.kafka_produce_timeout_seconds * 1000),
     )
     await producer.start()
-    if not confirm_topics:
+    if not settings.kafka_confirm_topics:
         return Producer(producer, settings.kafka_produce_timeout_seconds)
 
     async def fetch() -> set[str]:
@@ -196,7 +197,7 @@ async def start_producer(settings: Settings, confirm_topics: bool = False) -> Pr
     async def confirm(topic: str) -> None:
         if topic not in await fresh.get():
             log.warning("topic_missing", topic=topic, action="create")
-            await ensure_topics(settings)
+            await ensure_topics(settings, list(dict.fromkeys([*TOPICS, topic])))
 
     return Producer(producer, settings.kafka_produce_timeout_seconds, confirm)
 

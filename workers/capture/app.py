@@ -102,7 +102,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
             settings.postgres_dsn, min_size=1, max_size=8, timeout=5, command_timeout=5
         )
         cleanup.push_async_callback(pool.close)
-        producer = await start_producer(settings, confirm_topics=settings.kafka_confirm_topics)
+        producer = await start_producer(settings)
         cleanup.push_async_callback(producer.stop)
         app = create_app(settings, producer, ProjectCache(pool, settings.project_cache_seconds))
         drain = settings.drain_timeout_seconds * 0.8  # leaves the rest for the producer and the pool
