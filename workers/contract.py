@@ -6,6 +6,9 @@
 | `events` | the same | an `events_raw` event plus `person_id` (uuid) and `person_properties` (object) | persons |
 | `persons` | person id | `id, project_id, properties, is_identified, created_at, version, is_deleted` | persons |
 | `person_distinct_ids` | `<project_id>:<distinct_id>` | `project_id, distinct_id, person_id, version, is_deleted` | persons |
+| `sessions` | the session id | `session_id, kind, project_id, person_id, start, end, duration_seconds, event_count, pageview_count, bounced` required; `distinct_id, entry_url, exit_url, browser, os, device_type, country` strings or null | the Flink job |
+| `event_counts_1m` | none | `project_id, event, minute, count, persons` (an array of uuids) | the Flink job |
+| `late_events` | none | `uuid, project_id, event, distinct_id, person_id, timestamp, kafka_partition, kafka_offset` | the Flink job |
 | `dead_letter` | the original key | the original bytes; headers `DEAD_LETTER_HEADERS` (+ `replay_of`) | every stage |
 
 A message that breaks its contract raises `Invalid` (a `DataError`) whose `reason` is one of `REASONS`, and
@@ -40,7 +43,7 @@ REASONS = {
     "too_many_keys": "an object with more than EVENT_MAX_KEYS keys (any stage)",
     "key_too_long": "a key longer than EVENT_MAX_KEY_LENGTH characters (any stage)",
     "junk_distinct_id": "a distinct id that names nobody: anonymous, null, 0, ... (persons)",
-    "unknown_project": "no project has this project_id (persons)",
+    "unknown_project": "no project has this project_id (persons, writer)",
     "schema_invalid": "the event breaks its project's JSON Schema in event_schemas (persons)",
     "postgres_refused": "Postgres refused a value (SQLSTATE class 22, 23 or 54) (persons, dlq)",
     "clickhouse_refused": "ClickHouse refused the row (writer)",
@@ -132,6 +135,61 @@ def distinct_id(value: bytes, limits: Limits, stage: str) -> Message:
     return message
 
 
+SESSION_KINDS = frozenset({"explicit", "amplitude", "window"})
+SESSION_TEXTS = ("distinct_id", "entry_url", "exit_url", "browser", "os", "device_type", "country")
+
+
+def session(value: bytes, limits: Limits, stage: str) -> Message:
+    """A `sessions` message (the Flink job's)."""
+    message = parse(value, limits, stage)
+    text(message, "session_id")
+    if text(message, "kind") not in SESSION_KINDS:
+        raise Invalid("invalid_field", f"kind: not one of {sorted(SESSION_KINDS)}")
+    uuid_of(message, "person_id")
+    instant(message, "start")
+    instant(message, "end")
+    duration = message.get("duration_seconds")
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
+        raise Invalid("invalid_field", "duration_seconds: missing or not a non-negative number")
+    natural(message, "event_count")
+    natural(message, "pageview_count")
+    if type(message.get("bounced")) is not bool:
+        raise Invalid("invalid_field", "bounced: missing or not a boolean")
+    for field in SESSION_TEXTS:
+        if message.get(field) is not None and type(message[field]) is not str:
+            raise Invalid("invalid_field", f"{field}: not a string")
+    return message
+
+
+def event_count(value: bytes, limits: Limits, stage: str) -> Message:
+    """An `event_counts_1m` message (the Flink job's); `persons` written back as canonical UUIDs."""
+    message = parse(value, limits, stage)
+    text(message, "event")
+    instant(message, "minute")
+    natural(message, "count")
+    persons = message.get("persons")
+    if type(persons) is not list:
+        raise Invalid("invalid_field", "persons: missing or not an array")
+    canonical = [canonical_uuid(person) for person in persons]
+    if None in canonical:
+        raise Invalid("invalid_field", "persons: not an array of UUIDs")
+    message["persons"] = canonical
+    return message
+
+
+def late_event(value: bytes, limits: Limits, stage: str) -> Message:
+    """A `late_events` message (the Flink job's): an event its minute was counted without."""
+    message = parse(value, limits, stage)
+    uuid_of(message, "uuid")
+    text(message, "event")
+    text(message, "distinct_id")
+    uuid_of(message, "person_id")
+    instant(message, "timestamp")
+    natural(message, "kafka_partition")
+    natural(message, "kafka_offset")
+    return message
+
+
 def text(message: Message, field: str) -> str:
     value = message.get(field)
     if value is None or value == "":
@@ -185,4 +243,11 @@ def version(message: Message) -> int:
     value = message.get("version")
     if type(value) is not int or value < 0:
         raise Invalid("invalid_field", "version: missing or not a non-negative integer")
+    return value
+
+
+def natural(message: Message, field: str) -> int:
+    value = message.get(field)
+    if type(value) is not int or value < 0:
+        raise Invalid("invalid_field", f"{field}: missing or not a non-negative integer")
     return value

@@ -98,6 +98,9 @@ CLICKHOUSE_ROWS = Counter("ua_clickhouse_inserted_rows_total", "Rows inserted in
 CLICKHOUSE_INSERT_SECONDS = Histogram(
     "ua_clickhouse_insert_seconds", "Time of one ClickHouse batch insert", ["table"], buckets=_LATENCY
 )
+WRITER_LATE_EVENTS = Counter(
+    "ua_writer_late_events_total", "Late events (from the Flink job's late_events) the writer stored"
+)
 
 # query API
 QUERY_REQUESTS = Counter("ua_query_requests_total", "Query API requests", ["endpoint", "status"])

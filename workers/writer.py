@@ -1,5 +1,5 @@
-"""writer: events, persons, person_distinct_ids -> the ClickHouse tables of the same names, in batches,
-committed after the inserts return.
+"""writer: events, persons, person_distinct_ids and the Flink job's sessions, event_counts_1m, late_events
+-> the ClickHouse tables of the same names, in batches, committed after the inserts return.
 
 Storage is idempotent: a redelivered event has the same sort key (uuid included) in a ReplacingMergeTree,
 so at-least-once delivery never double-counts after FINAL / merges; persons and distinct ids keep the row
@@ -9,9 +9,12 @@ with the highest version.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
 import structlog
 
@@ -19,14 +22,18 @@ from workers import contract
 from workers.clickhouse import ClickHouse
 from workers.consume import ConsumeLoop, DeadLetterLimits, KafkaDeadLetters, LoopConfig
 from workers.kafka import (
+    EVENT_COUNTS_1M,
     EVENTS,
+    LATE_EVENTS,
     PERSON_DISTINCT_IDS,
     PERSONS,
+    SESSIONS,
     Message,
     ensure_topics,
     start_consumer,
     start_producer,
 )
+from workers.metrics import WRITER_LATE_EVENTS
 from workers.migrate import migrate_clickhouse
 from workers.results import DeadLetter, Ok, Result
 from workers.sanitize import Limits
@@ -41,7 +48,23 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 PERSON_COLUMNS = ("id", "project_id", "properties", "is_identified", "created_at", "version", "is_deleted")
 DISTINCT_ID_COLUMNS = ("project_id", "distinct_id", "person_id", "version", "is_deleted")
-TABLES = {EVENTS: EVENT_COLUMNS, PERSONS: PERSON_COLUMNS, PERSON_DISTINCT_IDS: DISTINCT_ID_COLUMNS}
+SESSION_COLUMNS = (
+    "session_id", "kind", "project_id", "person_id", "distinct_id", "start", "end", "duration_seconds",
+    "event_count", "pageview_count", "entry_url", "exit_url", "bounced", "browser", "os", "device_type", "country",
+)  # fmt: skip
+# event_count_row leaves local_day out: to_rows adds it once the batch's time zones are known
+EVENT_COUNT_COLUMNS = ("project_id", "event", "minute", "count", "persons", "local_day")
+LATE_EVENT_COLUMNS = (
+    "uuid", "project_id", "event", "distinct_id", "person_id", "timestamp", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+TABLES = {
+    EVENTS: EVENT_COLUMNS,
+    PERSONS: PERSON_COLUMNS,
+    PERSON_DISTINCT_IDS: DISTINCT_ID_COLUMNS,
+    SESSIONS: SESSION_COLUMNS,
+    EVENT_COUNTS_1M: EVENT_COUNT_COLUMNS,
+    LATE_EVENTS: LATE_EVENT_COLUMNS,
+}
 Row = tuple[Any, ...]
 
 
@@ -96,10 +119,90 @@ def distinct_id_row(value: bytes, limits: Limits) -> Row:
     )
 
 
-ROW_OF = {EVENTS: event_row, PERSONS: person_row, PERSON_DISTINCT_IDS: distinct_id_row}
+def session_row(value: bytes, limits: Limits) -> Row:
+    """One `sessions` message as a row in SESSION_COLUMNS order (a null string stored as '')."""
+    session = contract.session(value, limits, STAGE)
+    return (
+        session["session_id"],
+        session["kind"],
+        session["project_id"],
+        session["person_id"],
+        session.get("distinct_id") or "",
+        contract.instant(session, "start"),
+        contract.instant(session, "end"),
+        float(session["duration_seconds"]),
+        session["event_count"],
+        session["pageview_count"],
+        session.get("entry_url") or "",
+        session.get("exit_url") or "",
+        int(session["bounced"]),
+        session.get("browser") or "",
+        session.get("os") or "",
+        session.get("device_type") or "",
+        session.get("country") or "",
+    )
 
 
-def make_to_rows(limits: Limits):  # type: ignore[no-untyped-def]
+def event_count_row(value: bytes, limits: Limits) -> Row:
+    """One `event_counts_1m` message as a row in EVENT_COUNT_COLUMNS order, without local_day."""
+    count = contract.event_count(value, limits, STAGE)
+    return (
+        count["project_id"],
+        count["event"],
+        contract.instant(count, "minute"),
+        count["count"],
+        count["persons"],
+    )
+
+
+def late_event_row(value: bytes, limits: Limits) -> Row:
+    """One `late_events` message as a row in LATE_EVENT_COLUMNS order."""
+    late = contract.late_event(value, limits, STAGE)
+    return (
+        late["uuid"],
+        late["project_id"],
+        late["event"],
+        late["distinct_id"],
+        late["person_id"],
+        contract.instant(late, "timestamp"),
+        late["kafka_partition"],
+        late["kafka_offset"],
+    )
+
+
+ROW_OF = {
+    EVENTS: event_row,
+    PERSONS: person_row,
+    PERSON_DISTINCT_IDS: distinct_id_row,
+    SESSIONS: session_row,
+    EVENT_COUNTS_1M: event_count_row,
+    LATE_EVENTS: late_event_row,
+}
+
+
+class ProjectZones:
+    """Each project's time zone, loaded whole and loaded again on a miss, at most once a second."""
+
+    def __init__(self, load: Callable[[], Awaitable[Mapping[int, str]]]) -> None:
+        self._load = load
+        self._zones: dict[int, ZoneInfo] = {}
+        self._loaded_at = float("-inf")
+
+    async def of(self, project_ids: set[int]) -> Mapping[int, ZoneInfo]:
+        if not project_ids <= self._zones.keys() and time.monotonic() - self._loaded_at >= 1:
+            self._loaded_at = time.monotonic()
+            self._zones = {project: ZoneInfo(name) for project, name in (await self._load()).items()}
+        return self._zones
+
+
+async def _no_projects() -> Mapping[int, str]:
+    return {}
+
+
+def make_to_rows(limits: Limits, zones: ProjectZones | None = None):  # type: ignore[no-untyped-def]
+    """to_rows for the writer; without `zones` every event_counts_1m message is an unknown project."""
+    zones = zones or ProjectZones(_no_projects)
+
     async def to_rows(batch: list[Message]) -> list[Result[tuple[str, Row]]]:
         """Each message as (table, row); the table is named after the topic."""
         results: list[Result[tuple[str, Row]]] = []
@@ -108,9 +211,27 @@ def make_to_rows(limits: Limits):  # type: ignore[no-untyped-def]
                 results.append(Ok((message.topic, ROW_OF[message.topic](message.value, limits))))
             except contract.Invalid as exc:
                 results.append(DeadLetter(exc.reason, f"{message.topic}: {exc.detail}"))
-        return results
+        counted = {r.value[1][0] for r in results if isinstance(r, Ok) and r.value[0] == EVENT_COUNTS_1M}
+        zone_of = await zones.of(counted)
+        return [_with_local_day(result, zone_of) for result in results]
 
     return to_rows
+
+
+def _with_local_day(
+    result: Result[tuple[str, Row]], zone_of: Mapping[int, ZoneInfo]
+) -> Result[tuple[str, Row]]:
+    if not isinstance(result, Ok) or result.value[0] != EVENT_COUNTS_1M:
+        return result
+    row = result.value[1]
+    zone = zone_of.get(row[0])
+    if zone is None:
+        return DeadLetter("unknown_project", f"{EVENT_COUNTS_1M}: project_id {row[0]}: no such project")
+    return Ok((EVENT_COUNTS_1M, (*row, row[2].astimezone(zone).date())))
+
+
+async def load_time_zones(pool: asyncpg.Pool) -> dict[int, str]:
+    return {r["id"]: r["timezone"] for r in await pool.fetch("SELECT id, timezone FROM projects")}
 
 
 class TablesSink:
@@ -125,12 +246,14 @@ class TablesSink:
             by_table.setdefault(table, []).append(row)
         for table, rows in by_table.items():
             await self._ch.insert(table, TABLES[table], rows)
+        WRITER_LATE_EVENTS.inc(len(by_table.get(LATE_EVENTS, ())))
 
 
 async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> None:
     await migrate_clickhouse(ch)
     await ensure_topics(settings)
     producer = await start_producer(settings)  # for dead letters
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=1)
     config = LoopConfig(
         STAGE,
         settings.writer_batch_max_rows,
@@ -140,7 +263,7 @@ async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> N
         overlap_writes=True,  # to_rows has no side effects; chDB inserts release the GIL
         limits=DeadLetterLimits.from_settings(settings),
     )
-    to_rows = make_to_rows(Limits.from_settings(settings))
+    to_rows = make_to_rows(Limits.from_settings(settings), ProjectZones(lambda: load_time_zones(pool)))
     loop = ConsumeLoop(config, to_rows, TablesSink(ch), KafkaDeadLetters(producer, STAGE))
     consumer = await start_consumer(settings, STAGE, list(TABLES), loop.flush)
     log.info("writer_consuming", topics=list(TABLES), tables=list(TABLES))
@@ -149,3 +272,4 @@ async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> N
     finally:
         await consumer.stop()
         await producer.stop()
+        await pool.close()
