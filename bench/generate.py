@@ -343,7 +343,9 @@ def _rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[tuple[object, .
     for column in columns:
         series = frame[column]
         if isinstance(series.dtype, pd.DatetimeTZDtype):
-            values.append(series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype(object).tolist())
+            # in microseconds: numpy gives datetime objects for µs, but plain ints for ns (pandas < 3's unit)
+            naive = series.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("us")
+            values.append(naive.to_numpy().astype(object).tolist())
         else:
             values.append(series.tolist())
     return list(zip(*values, strict=True))

@@ -226,7 +226,8 @@ def funnels(ev: Events, body: Body) -> Body:
     steps, window = body["steps"], body["window_seconds"]
     start, end = ev.window(body)
     rows = ev.between(start)
-    seconds = (rows["timestamp"].astype("int64") // 1_000_000).to_numpy()  # epoch microseconds → seconds
+    micros = rows["timestamp"].dt.as_unit("us").astype("int64")  # pandas < 3 may hold nanoseconds
+    seconds = (micros // 1_000_000).to_numpy()
     entries: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
     for k, step in enumerate(steps):
         hit = matching(rows[rows["event"] == step["event"]], step.get("filters") or [])

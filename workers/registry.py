@@ -160,9 +160,10 @@ WORKERS = {
         ),
         Worker(
             "writer",
-            "events, persons, person_distinct_ids -> ClickHouse (and the query API with chdb://)",
+            "events, persons, person_distinct_ids, sessions, event_counts_1m, late_events -> ClickHouse (and the"
+            " query API with chdb://)",
             _writer,
-            (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_clickhouse_", "ua_query_"),
+            (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_writer_", "ua_clickhouse_", "ua_query_"),
             (
                 *_COMMON_SETTINGS,
                 *_CONSUMER_SETTINGS,
