@@ -99,11 +99,11 @@ class PersonStore:
         self,
         pool: asyncpg.Pool,
         max_properties_bytes: int,
+        publish: Callable[[list[Output]], Awaitable[None]],
         cache_size: int = 200_000,
-        publish: Callable[[dict[str, list[Output]]], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
-        self.publish = publish  # produces the changes before the commit; None: the caller sends them
+        self._publish = publish  # produces the changes before the commit: see the module's docstring
         self._max_bytes = max_properties_bytes
         self._cache_size = cache_size
         self._ids: OrderedDict[Key, PersonId] = OrderedDict()
@@ -119,8 +119,8 @@ class PersonStore:
             self._projects.update(r["id"] for r in rows)
         return project_ids & self._projects
 
-    async def walk(self, events: list[dict[str, Any]]) -> tuple[Walk, list[Any], dict[str, list[Output]]]:
-        """Apply the events in order and make it so in Postgres; returns the walk, outcomes and changes."""
+    async def walk(self, events: list[dict[str, Any]]) -> list[Any]:
+        """Apply the events in order and make it so in Postgres (publishing the changes); their outcomes."""
         keys = list(dict.fromkeys(k for e in events for k in keys_of(e)))
         for attempt in range(1, MAX_WALKS + 1):
             ids, persons = await self._load(keys, fresh=attempt > 1)
@@ -128,15 +128,15 @@ class PersonStore:
             outcomes = [walk.apply(e) for e in events]
             plan = walk.plan()
             if plan.empty:
-                return walk, outcomes, {}
+                return outcomes
             try:
-                moved, changes = await self._write(plan, walk)
+                moved = await self._write(plan)
             except Conflict as exc:
                 PERSONS_CONFLICTS.inc()
                 log.info("persons_conflict", attempt=attempt, error=str(exc))
                 continue
             self._remember(walk, plan, moved)
-            return walk, outcomes, changes
+            return outcomes
         raise Conflict(f"batch still conflicted after {MAX_WALKS} attempts")
 
     async def _load(self, keys: list[Key], fresh: bool) -> tuple[dict[Key, PersonId], dict[PersonId, Person]]:
@@ -174,7 +174,7 @@ class PersonStore:
                 self._cache_id((r["project_id"], r["distinct_id"]), person.id)
         return ids, persons
 
-    async def _write(self, plan: Plan, walk: Walk) -> tuple[list[asyncpg.Record], dict[str, list[Output]]]:
+    async def _write(self, plan: Plan) -> list[asyncpg.Record]:
         statements = 0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -237,9 +237,7 @@ class PersonStore:
                            WHERE p.id = u.id""",
                         *_person_columns(plan.update_persons),
                     )
-                changes = self._changes(plan, moved, walk)
-                if self.publish is not None:
-                    await self.publish(changes)  # before the commit: see the module's docstring
+                await self._publish(_changes(plan, moved))  # before the commit: see the module's docstring
         except (
             asyncpg.DeadlockDetectedError,
             asyncpg.SerializationError,
@@ -249,7 +247,7 @@ class PersonStore:
             raise Conflict(f"{type(exc).__name__}: {exc}") from exc
         finally:
             PERSONS_POSTGRES_STATEMENTS.inc(statements)
-        return moved, changes
+        return moved
 
     def _remember(self, walk: Walk, plan: Plan, moved: list[asyncpg.Record]) -> None:
         for person_id in plan.move_ids:
@@ -273,15 +271,17 @@ class PersonStore:
             _, evicted = self._ids.popitem(last=False)
             self._persons.pop(evicted, None)  # a person may hold other cached ids: they reload on next use
 
-    def _changes(self, plan: Plan, moved: list[asyncpg.Record], walk: Walk) -> dict[str, list[Output]]:
-        persons = [_person_record(p, deleted=False) for p in plan.insert_persons + plan.update_persons]
-        persons += [_person_record(p, deleted=True) for p in plan.delete_persons]
-        ids = [_id_record(*k, p, first_version(*k, p)) for k, p in plan.insert_ids.items()]
-        ids += [
-            _id_record(r["project_id"], r["distinct_id"], str(r["person_id"]), r["version"]) for r in moved
-        ]
-        PERSONS_CREATED.inc(len(plan.insert_persons))
-        return {PERSONS: persons, PERSON_DISTINCT_IDS: ids}
+
+def _changes(plan: Plan, moved: list[asyncpg.Record]) -> list[Output]:
+    """A plan as the persons and person_distinct_ids messages that describe it."""
+    outputs = [_person_record(p, deleted=False) for p in plan.insert_persons + plan.update_persons]
+    outputs += [_person_record(p, deleted=True) for p in plan.delete_persons]
+    outputs += [_id_record(*k, p, first_version(*k, p)) for k, p in plan.insert_ids.items()]
+    outputs += [
+        _id_record(r["project_id"], r["distinct_id"], str(r["person_id"]), r["version"]) for r in moved
+    ]
+    PERSONS_CREATED.inc(len(plan.insert_persons))
+    return outputs
 
 
 def _person_columns(persons: list[Person]) -> list[list[Any]]:
@@ -354,7 +354,7 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
             events.append((index, event))
         if not events:
             return results
-        _, outcomes, changes = await store.walk([e for _, e in events])
+        outcomes = await store.walk([e for _, e in events])
         for (index, event), outcome in zip(events, outcomes, strict=True):
             event["person_id"] = outcome.person_id
             event["person_properties"] = outcome.properties
@@ -366,9 +366,6 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
             if outcome.merged:
                 PERSONS_MERGES.labels(outcome.merged).inc()
             results[index] = Ok([(EVENTS, Record(batch[index].key, orjson.dumps(event)))])
-        last = events[-1][0]
-        for outputs in changes.values() if store.publish is None else ():
-            results[last].value.extend(outputs)  # type: ignore[union-attr]
         return results
 
     return process
@@ -400,8 +397,8 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     store = PersonStore(
         pool,
         settings.persons_max_properties_bytes,
-        settings.persons_cache_size,
-        publish=lambda changes: sink.write(list(changes.values())),
+        publish=lambda outputs: sink.write([outputs]),
+        cache_size=settings.persons_cache_size,
     )
     config = LoopConfig(
         STAGE,

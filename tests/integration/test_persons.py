@@ -14,7 +14,7 @@ import pytest
 
 from workers.enrich import GeoIP, RulesCache
 from workers.identity import personless_id
-from workers.kafka import EVENTS, PERSON_DISTINCT_IDS, PERSONS, Message
+from workers.kafka import EVENTS, PERSON_DISTINCT_IDS, PERSONS, Message, Record
 from workers.metrics import PERSONS_POSTGRES_STATEMENTS, PERSONS_REFUSED
 from workers.persons import Enrichment, PersonStore, init_connection, make_process
 from workers.projects import ensure_project
@@ -58,8 +58,12 @@ class Persons:
 
     def __init__(self, pool: asyncpg.Pool, enrichment: Enrichment | None = None) -> None:
         self.pool = pool
-        self.store = PersonStore(pool, MAX_BYTES)
+        self.published: list[tuple[str, Record]] = []  # what the store sent before its commits
+        self.store = PersonStore(pool, MAX_BYTES, publish=self._publish)
         self.process = make_process(self.store, Limits(64, 10_000, 1024), enrichment)
+
+    async def _publish(self, outputs: list[tuple[str, Record]]) -> None:
+        self.published += outputs
 
     async def run(self, *messages: Message) -> list[dict[str, Any]]:
         """The events produced to `events` (the result must be all Ok)."""
@@ -71,12 +75,15 @@ class Persons:
         return events
 
     async def outputs(self, *messages: Message) -> dict[str, list[dict[str, Any]]]:
+        """Every message the batch produced, by topic: its events and the person changes it published."""
+        self.published = []
         results = await self.process(list(messages))
         by_topic: dict[str, list[dict[str, Any]]] = {}
         for result in results:
             assert isinstance(result, Ok)
-            for topic, record in result.value:
+            for topic, record in [*result.value, *self.published]:
                 by_topic.setdefault(topic, []).append(orjson.loads(record.value))
+            self.published = []
         return by_topic
 
 
