@@ -40,98 +40,71 @@ redirect_stderr=true
 
 # a worker drains within DRAIN_TIMEOUT_SECONDS (30 by default); the supervisor waits a little longer
 _STOP_WAIT_SECONDS = 40
-# startsecs=0: a worker that exits at once (Postgres or the broker not there yet) is restarted for as long
-# as the outage lasts, instead of being given up on (FATAL) after a few quick failures
+_FLINK_SUMMARY = "the Flink job (flink/job.py): events -> sessions, event_counts_1m, late_events"
 
 
-# the job's JVM and its Python workers are children of the program: stop and kill them all together
-_SUPERVISORD_FLINK = f"""
-; the Flink job (flink/job.py): events -> sessions, event_counts_1m, late_events
-[program:flink]
-command=%(here)s/scripts/flink.sh
+def _program(name: str, summary: str, command: str, priority: int, extra: str = "") -> str:
+    """startsecs=0: a program that exits at once (Postgres or the broker not there yet) is restarted for as
+    long as the outage lasts, instead of being given up on (FATAL) after a few quick failures."""
+    return f"""
+; {summary}
+[program:{name}]
+command=%(here)s/scripts/{command}
 directory=%(here)s
-priority=30
+priority={priority}
 autorestart=true
 startsecs=0
 stopsignal=TERM
 stopwaitsecs={_STOP_WAIT_SECONDS}
-stopasgroup=true
-killasgroup=true
-stdout_logfile=%(here)s/var/log/flink.log
+{extra}stdout_logfile=%(here)s/var/log/{name}.log
 redirect_stderr=true
 """
 
 
 def supervisord_conf() -> str:
-    programs = [
-        f"""
-; {worker.summary}
-[program:{worker.name}]
-command=%(here)s/scripts/worker.sh {worker.name}
-directory=%(here)s
-priority=20
-autorestart=true
-startsecs=0
-stopsignal=TERM
-stopwaitsecs={_STOP_WAIT_SECONDS}
-stdout_logfile=%(here)s/var/log/{worker.name}.log
-redirect_stderr=true
-"""
-        for worker in WORKERS.values()
-        if worker.supervised
+    workers = [
+        _program(w.name, w.summary, f"worker.sh {w.name}", 20) for w in WORKERS.values() if w.supervised
     ]
-    return _SUPERVISORD_HEAD + "".join(programs) + _SUPERVISORD_FLINK
+    # the job's JVM and its Python workers are children of the program: stop and kill them all together
+    flink = _program("flink", _FLINK_SUMMARY, "flink.sh", 30, "stopasgroup=true\nkillasgroup=true\n")
+    return _SUPERVISORD_HEAD + "".join(workers) + flink
+
+
+def _unit(name: str, summary: str, reads: str, module: str) -> str:
+    return f"""\
+# Made by `python -m workers systemd` from workers/registry.py and workers/deploy.py: edit those, not this.
+[Unit]
+Description=user-analytics {name}: {summary}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+User=user-analytics
+WorkingDirectory=/opt/user-analytics
+EnvironmentFile=/etc/user-analytics/user-analytics.env
+# reads: {reads}
+ExecStart=/opt/user-analytics/.venv/bin/python -m {module}
+Restart=always
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec={_STOP_WAIT_SECONDS}
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 def systemd_units() -> dict[str, str]:
-    """One unit per worker, for an install in /opt/user-analytics with its settings in
-    /etc/user-analytics/user-analytics.env (the variables of README's Settings)."""
-    units = {}
-    for worker in WORKERS.values():
-        units[f"user-analytics-{worker.name}.service"] = f"""\
-# Made by `python -m workers systemd` from workers/registry.py: edit that, not this.
-[Unit]
-Description=user-analytics {worker.name}: {worker.summary}
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=exec
-User=user-analytics
-WorkingDirectory=/opt/user-analytics
-EnvironmentFile=/etc/user-analytics/user-analytics.env
-# reads: {", ".join(worker.setting_names())}
-ExecStart=/opt/user-analytics/.venv/bin/python -m workers {worker.name}
-Restart=always
-RestartSec=2
-KillSignal=SIGTERM
-TimeoutStopSec={_STOP_WAIT_SECONDS}
-
-[Install]
-WantedBy=multi-user.target
-"""
-    units["user-analytics-flink.service"] = f"""\
-# Made by `python -m workers systemd` from workers/deploy.py: edit that, not this.
-[Unit]
-Description=user-analytics flink: the Flink job, events -> sessions, event_counts_1m, late_events
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=exec
-User=user-analytics
-WorkingDirectory=/opt/user-analytics
-EnvironmentFile=/etc/user-analytics/user-analytics.env
-# reads: KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONSUMER_GROUP_PREFIX, FLINK_*, SESSION_GAP_MINUTES
-ExecStart=/opt/user-analytics/.venv/bin/python -m flink.job
-Restart=always
-RestartSec=2
-KillSignal=SIGTERM
-TimeoutStopSec={_STOP_WAIT_SECONDS}
-
-[Install]
-WantedBy=multi-user.target
-"""
+    """One unit per worker and one for the Flink job, for an install in /opt/user-analytics with its
+    settings in /etc/user-analytics/user-analytics.env (the variables of README's Settings)."""
+    units = {
+        f"user-analytics-{w.name}.service": _unit(w.name, w.summary, ", ".join(w.setting_names()),
+                                                  f"workers {w.name}")
+        for w in WORKERS.values()
+    }  # fmt: skip
+    flink_reads = "KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONSUMER_GROUP_PREFIX, FLINK_*, SESSION_GAP_MINUTES"
+    units["user-analytics-flink.service"] = _unit("flink", _FLINK_SUMMARY, flink_reads, "flink.job")
     return units
 
 
