@@ -91,16 +91,9 @@ def raw_event(value: bytes, limits: Limits, stage: str) -> Message:
     instant(event, "timestamp")
     instant(event, "received_at")
     instant(event, "sent_at", required=False)
-    if event.get("properties") is None:
-        event["properties"] = {}
-    elif type(event["properties"]) is not dict:
-        raise Invalid("invalid_field", "properties: not an object")
-    for field in ("set", "set_once", "user_properties"):
-        if event.get(field) is not None and type(event[field]) is not dict:
-            raise Invalid("invalid_field", f"{field}: not an object")
-    for field in ("ip", "lib", "token"):
-        if event.get(field) is not None and type(event[field]) is not str:
-            raise Invalid("invalid_field", f"{field}: not a string")
+    object_or_empty(event, "properties")
+    optional(event, ("set", "set_once", "user_properties"), dict)
+    optional(event, ("ip", "lib", "token"), str)
     return event
 
 
@@ -108,10 +101,7 @@ def event(value: bytes, limits: Limits, stage: str) -> Message:
     """An `events` message: an `events_raw` event with its person."""
     message = raw_event(value, limits, stage)
     uuid_of(message, "person_id")
-    if message.get("person_properties") is None:
-        message["person_properties"] = {}
-    elif type(message["person_properties"]) is not dict:
-        raise Invalid("invalid_field", "person_properties: not an object")
+    object_or_empty(message, "person_properties")
     return message
 
 
@@ -155,9 +145,7 @@ def session(value: bytes, limits: Limits, stage: str) -> Message:
     natural(message, "pageview_count")
     if type(message.get("bounced")) is not bool:
         raise Invalid("invalid_field", "bounced: missing or not a boolean")
-    for field in SESSION_TEXTS:
-        if message.get(field) is not None and type(message[field]) is not str:
-            raise Invalid("invalid_field", f"{field}: not a string")
+    optional(message, SESSION_TEXTS, str)
     return message
 
 
@@ -188,6 +176,24 @@ def late_event(value: bytes, limits: Limits, stage: str) -> Message:
     natural(message, "kafka_partition")
     natural(message, "kafka_offset")
     return message
+
+
+_TYPE_NAMES: dict[type, str] = {dict: "an object", str: "a string"}
+
+
+def optional(message: Message, fields: tuple[str, ...], kind: type) -> None:
+    """Each field absent, null, or of this type."""
+    for field in fields:
+        if message.get(field) is not None and type(message[field]) is not kind:
+            raise Invalid("invalid_field", f"{field}: not {_TYPE_NAMES[kind]}")
+
+
+def object_or_empty(message: Message, field: str) -> None:
+    """The field an object; absent or null becomes {}."""
+    if message.get(field) is None:
+        message[field] = {}
+    elif type(message[field]) is not dict:
+        raise Invalid("invalid_field", f"{field}: not an object")
 
 
 def text(message: Message, field: str) -> str:

@@ -195,13 +195,8 @@ class ProjectZones:
         return self._zones
 
 
-async def _no_projects() -> Mapping[int, str]:
-    return {}
-
-
-def make_to_rows(limits: Limits, zones: ProjectZones | None = None):  # type: ignore[no-untyped-def]
-    """to_rows for the writer; without `zones` every event_counts_1m message is an unknown project."""
-    zones = zones or ProjectZones(_no_projects)
+def make_to_rows(limits: Limits, zones: ProjectZones):  # type: ignore[no-untyped-def]
+    """to_rows for the writer: `zones` gives event_counts_1m rows their project's local day."""
 
     async def to_rows(batch: list[Message]) -> list[Result[tuple[str, Row]]]:
         """Each message as (table, row); the table is named after the topic."""

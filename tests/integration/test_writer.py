@@ -13,10 +13,16 @@ from workers.kafka import EVENTS, PERSON_DISTINCT_IDS, PERSONS, Message
 from workers.migrate import migrate_clickhouse
 from workers.results import DeadLetter, Ok
 from workers.sanitize import Limits
-from workers.writer import TablesSink, make_to_rows
+from workers.writer import ProjectZones, TablesSink, make_to_rows
 
 pytestmark = pytest.mark.clickhouse
-to_rows = make_to_rows(Limits(64, 10_000, 1024))
+
+
+async def no_projects() -> dict[int, str]:
+    return {}  # these tests write no per-minute counts
+
+
+to_rows = make_to_rows(Limits(64, 10_000, 1024), ProjectZones(no_projects))
 
 
 @pytest.fixture
