@@ -45,8 +45,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flink.job import session_uuid
 from workers.clickhouse import ClickHouse
-from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS, PERSON_COLUMNS
+from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS, PERSON_COLUMNS, SESSION_COLUMNS
 
 HOSTILE_EVENT = "'; DROP TABLE events; --"
 HOSTILE_PROPERTY = "{project_id:UInt64}'\"\\"
@@ -289,6 +290,7 @@ def generate(seed: int, project_id: int, persons: int, days: int, events: int, s
         "set_once": _constant("", n),
         "ip": _constant("", n),
         "lib": _constant("web", n),
+        "protocol": _constant("posthog", n),
         "sent_at": _instants(start_us + d["moment"] + d["delay"] // 2),
         "received_at": _instants(start_us + d["moment"] + d["delay"]),
     })  # fmt: skip
@@ -351,9 +353,47 @@ def _rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[tuple[object, .
     return list(zip(*values, strict=True))
 
 
+def sessions(data: Dataset, gap_minutes: int = 30) -> pd.DataFrame:
+    """The `sessions` rows (SESSION_COLUMNS) the Flink job writes for these events when it reads them in
+    time order (so none is too late): each uuid once, cut by `$session_id` (`explicit`) or else by the
+    distinct id (`window`), a new session after a gap over `gap_minutes` (windows that touch merge)."""
+    ev = data.events.drop_duplicates(["project_id", "uuid"])
+    props = [orjson.loads(p) for p in ev["properties"]]
+
+    def prop(name: str) -> list[str]:
+        return [p.get(name) or "" for p in props]
+
+    sid = np.array(prop("$session_id"), dtype=object)
+    ev = ev.assign(
+        ms=ev["timestamp"].dt.as_unit("us").astype("int64") // 1000,
+        kind=np.where(sid != "", "explicit", "window"),
+        key=np.where(sid != "", sid, ev["distinct_id"].to_numpy()),
+        url=prop("$current_url"), browser=prop("$browser"), os=prop("$os"), device_type=prop("$device_type"),
+        country=prop("$geoip_country_code"), pageview=(ev["event"] == "$pageview").astype("int64"),
+    ).sort_values(["project_id", "kind", "key", "ms", "uuid"])  # fmt: skip
+    same_key = (ev[["project_id", "kind", "key"]] == ev[["project_id", "kind", "key"]].shift()).all(axis=1)
+    number = (~same_key | (ev["ms"].diff() > gap_minutes * 60_000)).cumsum()
+    grouped = ev.groupby(number.to_numpy(), sort=False)
+    first, last = grouped.first(), grouped.last()
+    count = grouped.size()
+    frame = pd.DataFrame({
+        "session_id": [k if kind == "explicit" else session_uuid(p, k, ms) for p, kind, k, ms in
+                       zip(first["project_id"], first["kind"], first["key"], first["ms"], strict=True)],
+        "kind": first["kind"], "project_id": first["project_id"], "person_id": first["person_id"],
+        "distinct_id": first["distinct_id"],
+        "start": pd.to_datetime(first["ms"], unit="ms", utc=True), "end": pd.to_datetime(last["ms"], unit="ms", utc=True),
+        "duration_seconds": (last["ms"] - first["ms"]) / 1000, "event_count": count,
+        "pageview_count": grouped["pageview"].sum(), "entry_url": first["url"], "exit_url": last["url"],
+        "bounced": (count == 1).astype("int64"), "browser": first["browser"], "os": first["os"],
+        "device_type": first["device_type"], "country": first["country"],
+    })  # fmt: skip
+    return frame[list(SESSION_COLUMNS)]
+
+
 async def insert(ch: ClickHouse, data: Dataset, chunk_rows: int = 100_000) -> None:
     """Distinct ids and persons version by version (lowest first), then the events: on-time events,
-    their duplicate sends, and the late events last, each in chunks of `chunk_rows`."""
+    their duplicate sends, and the late events last, each in chunks of `chunk_rows`; then the sessions the
+    Flink job makes of them (`sessions`)."""
     for table, frame, columns in (("person_distinct_ids", data.person_distinct_ids, DISTINCT_ID_COLUMNS),
                                   ("persons", data.persons, PERSON_COLUMNS)):  # fmt: skip
         for _, part in frame.groupby("version", sort=True):
@@ -363,6 +403,7 @@ async def insert(ch: ClickHouse, data: Dataset, chunk_rows: int = 100_000) -> No
     again = events.duplicated(["project_id", "uuid"]).to_numpy()
     for mask in (~late & ~again, ~late & again, late & ~again, late & again):
         await _chunks(ch, "events", events[mask], EVENT_COLUMNS, chunk_rows)
+    await _chunks(ch, "sessions", sessions(data), SESSION_COLUMNS, chunk_rows)
 
 
 async def _chunks(

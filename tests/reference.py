@@ -47,6 +47,7 @@ class Events:
         ]
         frame["props"] = pd.Series([orjson.loads(t) for t in frame["properties"]], dtype=object)
         frame["person_props"] = pd.Series([properties_of.get(p, {}) for p in frame["person"]], dtype=object)
+        frame["session"] = _sessionize(frame)
         self.frame = frame
 
     def window(self, body: Body) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -318,17 +319,52 @@ def retention(ev: Events, body: Body) -> Body:
     }
 
 
-def _session_ids(rows: pd.DataFrame) -> pd.Series:
-    return rows["props"].map(lambda p: string_value(p, "$session_id"))
+SESSION_GAP_MS = 30 * 60_000
+
+
+def _sessionize(frame: pd.DataFrame) -> list[str]:
+    """Each event's session, `<kind> <start ms> <key>`, walking the events in time order: the SDK's
+    `$session_id` (explicit) or else the distinct id (window) is the key, and a key's session ends after
+    a gap of more than SESSION_GAP_MS (the Flink job's sessions for events read in time order)."""
+    last: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (start ms, last ms) of its open session
+    out = []
+    for props, distinct_id, stamp in zip(
+        frame["props"], frame["distinct_id"], frame["timestamp"], strict=True
+    ):
+        sid = string_value(props, "$session_id")
+        key = ("explicit", sid) if sid else ("window", distinct_id)
+        ms = stamp.value // 1_000_000
+        start, previous = last.get(key, (ms, ms))
+        if ms - previous > SESSION_GAP_MS:
+            start = ms
+        last[key] = (start, ms)
+        out.append(f"{key[0]} {start} {key[1]}")
+    return out
+
+
+def _session_table(ev: Events) -> pd.DataFrame:
+    """One row per session: its first and last event (ms) and its number of events."""
+    ms = ev.frame["timestamp"].map(lambda t: t.value // 1_000_000)
+    table = (
+        pd.DataFrame({"session": ev.frame["session"], "ms": ms})
+        .groupby("session")["ms"]
+        .agg(["min", "max", "size"])
+    )
+    table["start"] = pd.to_datetime(table["min"], unit="ms", utc=True)
+    return table
 
 
 def sessions(ev: Events, body: Body) -> Body:
     interval = body.get("interval", "day")
-    rows = matching(ev.between(*ev.window(body)), body.get("filters") or [])
-    rows = rows.assign(session=_session_ids(rows))
-    grouped = rows[rows["session"] != ""].groupby("session")["timestamp"].agg(["min", "max", "size"])
-    grouped["bucket"] = ev.labels(grouped["min"], interval)
-    grouped["duration"] = (grouped["max"] - grouped["min"]).dt.total_seconds()
+    start, end = ev.window(body)
+    grouped = _session_table(ev)
+    grouped = grouped[(grouped["start"] >= start) & (grouped["start"] < end)]
+    if body.get("filters"):
+        grouped = grouped[
+            grouped.index.isin(set(matching(ev.between(start, end), body["filters"])["session"]))
+        ]
+    grouped["bucket"] = ev.labels(grouped["start"], interval)
+    grouped["duration"] = (grouped["max"] - grouped["min"]) / 1000
     labels = ev.all_labels(body, interval)
     per = {str(b): g for b, g in grouped.groupby("bucket")}
     return {
@@ -342,9 +378,8 @@ def sessions(ev: Events, body: Body) -> Body:
 def paths(ev: Events, body: Body) -> Body:
     start_event, steps, limit = body.get("start_event"), body.get("steps", 5), body.get("limit", 50)
     rows = ev.between(*ev.window(body))  # in time order, ties by uuid
-    rows = rows.assign(session=_session_ids(rows))
     edges: Counter[tuple[str, str]] = Counter()
-    for names in rows[rows["session"] != ""].groupby("session", sort=False)["event"].agg(list):
+    for names in rows.groupby("session", sort=False)["event"].agg(list):
         if start_event is not None:
             if start_event not in names:
                 continue

@@ -1,8 +1,9 @@
 """Sessions: a request -> bound ClickHouse SQL -> per bucket the sessions, average duration, bounce rate.
 
-Sessions come from `$session_id` (sessionization of events without one comes with the Flink job); a
-session is bucketed by its first event in the range (project time zone, `date_to` inclusive), its
-duration is last event - first event, and a bounce is a session of one event. Filters are on events.
+Sessions are the Flink job's (the `sessions` table, folded by `sessions_merged`): the SDK's session id, or
+for events with none the gap-cut session of their distinct id. A session is bucketed by its start (project
+time zone, `date_to` inclusive); its duration is last event - first event, and a bounce is a session of one
+event. Filters are on events: a session counts when one of its events in the range matches them all.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def sql_for(q: SessionsQuery, project_id: int, timezone: str) -> tuple[str, dict
         "start": datetime.combine(q.date_from, time(), tz),
         "end": datetime.combine(q.date_to + timedelta(days=1), time(), tz),
     }  # fmt: skip
-    fragments = {"bucket": INTERVALS[q.interval], "filters": _filter_sql(q.filters, "f", params)}
-    return statement("sessions.sql", fragments), params
+    matching = "1"
+    if q.filters:
+        events = statement("session_events.sql", {"filters": _filter_sql(q.filters, "f", params)})
+        matching = f"session_id IN (SELECT session_id FROM ({events}))"
+    return statement("sessions.sql", {"bucket": INTERVALS[q.interval], "sessions": matching}), params
 
 
 def result(q: SessionsQuery, rows: list[dict[str, Any]], timezone: str) -> dict[str, Any]:

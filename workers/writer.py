@@ -44,7 +44,7 @@ log = structlog.get_logger(__name__)
 STAGE = "writer"
 EVENT_COLUMNS = (
     "uuid", "project_id", "event", "distinct_id", "person_id", "person_properties", "timestamp", "properties",
-    "set", "set_once", "ip", "lib", "sent_at", "received_at",
+    "set", "set_once", "ip", "lib", "protocol", "sent_at", "received_at",
 )  # fmt: skip
 PERSON_COLUMNS = ("id", "project_id", "properties", "is_identified", "created_at", "version", "is_deleted")
 DISTINCT_ID_COLUMNS = ("project_id", "distinct_id", "person_id", "version", "is_deleted")
@@ -88,6 +88,7 @@ def event_row(value: bytes, limits: Limits) -> Row:
         _json(event.get("set_once")),
         event.get("ip") or "",
         event.get("lib") or "",
+        event.get("protocol") or "",
         contract.instant(event, "sent_at", required=False),
         contract.instant(event, "received_at"),
     )

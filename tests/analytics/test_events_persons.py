@@ -147,7 +147,7 @@ async def test_a_page_reads_on_past_many_copies_of_a_redelivered_event(
 
     def row(event_uuid: str, when: datetime) -> tuple[Any, ...]:
         return (event_uuid, project.id, "$pageview", "d", str(uuid.uuid4()), "{}", when, "{}", "", "", "",
-                "web", None, when)  # fmt: skip
+                "web", "posthog", None, when)  # fmt: skip
 
     await world.ch.insert(
         "events", EVENT_COLUMNS, [row(newest, now)] * 10 + [row(older, now - timedelta(hours=1))]

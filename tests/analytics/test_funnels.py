@@ -110,7 +110,7 @@ async def tiny(world: World, pg_dsn: str) -> AsyncIterator[Side]:
     person = {d: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project.id}:{d}")) for d in ("device-1", "device-2")}
     events = pd.DataFrame(
         [(str(uuid.uuid4()), project.id, event, who, person[who], "{}", at + timedelta(milliseconds=ms), "{}",
-          "", "", "", "web", at, at) for who, event, ms in steps],
+          "", "", "", "web", "posthog", at, at) for who, event, ms in steps],
         columns=list(EVENT_COLUMNS),
     )  # fmt: skip
     data = Dataset(

@@ -73,6 +73,7 @@ def event_rows(n: int, project_id: int, distinct_ids: list[str] | None = None) -
                 "",
                 "127.0.0.1",
                 "web",
+                "posthog",
                 None if i % 2 else timestamp - timedelta(milliseconds=5),
                 timestamp + timedelta(milliseconds=20),
             )
@@ -108,7 +109,7 @@ async def test_values_come_back_json_ready(ch: ClickHouse) -> None:
         "uuid": row[0],
         "project_id": 2,
         "timestamp": row[6].strftime("%Y-%m-%d %H:%M:%S.%f"),
-        "sent_at": row[12].strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "sent_at": row[13].strftime("%Y-%m-%d %H:%M:%S.%f"),
         "properties": row[7],
         "big": 2**64 - 1,
     }

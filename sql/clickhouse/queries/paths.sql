@@ -1,6 +1,7 @@
--- Paths: each session's events (each uuid once) in time order (ties by the uuid's text), from its first
--- `start_event` (or its first event), cut to {steps} events; every step i -> i+1 is an edge "i_<event>" ->
--- "i+1_<event>", valued by the number of sessions taking it. The start fragment is filled in by workers/paths.py; values are {parameters}.
+-- Paths: each session's events in the range (each uuid once; sessions as in session_events.sql) in time
+-- order (ties by the uuid's text), from its first `start_event` (or its first event), cut to {steps}
+-- events; every step i -> i+1 is an edge "i_<event>" -> "i+1_<event>", valued by the number of sessions
+-- taking it. The start and session_events fragments are filled in by workers/paths.py; values are {parameters}.
 SELECT
     concat(toString(i), '_', path[i]) AS source,
     concat(toString(i + 1), '_', path[i + 1]) AS target,
@@ -13,11 +14,7 @@ FROM
         SELECT
             arrayMap(x -> x.2, arraySort(x -> (x.1, toString(x.3)), groupUniqArray((timestamp, event, uuid)))) AS events,
             /*start*/ AS first
-        FROM events
-        WHERE project_id = {project_id:UInt64}
-          AND timestamp >= {start:DateTime64(6, 'UTC')}
-          AND timestamp < {end:DateTime64(6, 'UTC')}
-          AND session_id != ''
+        FROM (/*session_events*/)
         GROUP BY session_id
     )
     WHERE first > 0
