@@ -47,7 +47,13 @@ import pyarrow.compute as pc
 
 from flink.job import session_uuid
 from workers.clickhouse import ClickHouse
-from workers.writer import DISTINCT_ID_COLUMNS, EVENT_COLUMNS, PERSON_COLUMNS, SESSION_COLUMNS
+from workers.writer import (
+    DISTINCT_ID_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_COUNT_COLUMNS,
+    PERSON_COLUMNS,
+    SESSION_COLUMNS,
+)
 
 HOSTILE_EVENT = "'; DROP TABLE events; --"
 HOSTILE_PROPERTY = "{project_id:UInt64}'\"\\"
@@ -390,10 +396,25 @@ def sessions(data: Dataset, gap_minutes: int = 30) -> pd.DataFrame:
     return frame[list(SESSION_COLUMNS)]
 
 
-async def insert(ch: ClickHouse, data: Dataset, chunk_rows: int = 100_000) -> None:
+def event_counts(data: Dataset, time_zones: dict[int, str]) -> pd.DataFrame:
+    """The `event_counts_1m` rows (EVENT_COUNT_COLUMNS) the Flink job and the writer make of these events
+    read in time order: per project, event and UTC minute, the events (each uuid once) and their persons;
+    `local_day` is the minute's day in the project's time zone (UTC if not given)."""
+    ev = data.events.drop_duplicates(["project_id", "uuid"])
+    ev = ev.assign(minute=ev["timestamp"].dt.floor("min"))
+    grouped = ev.groupby(["project_id", "event", "minute"], sort=False)
+    frame = grouped.agg(count=("uuid", "size"), persons=("person_id", lambda p: sorted(set(p)))).reset_index()
+    zones = frame["project_id"].map(lambda p: time_zones.get(p, "UTC"))
+    frame["local_day"] = [m.tz_convert(z).date() for m, z in zip(frame["minute"], zones, strict=True)]
+    return frame[list(EVENT_COUNT_COLUMNS)]
+
+
+async def insert(
+    ch: ClickHouse, data: Dataset, chunk_rows: int = 100_000, time_zones: dict[int, str] | None = None
+) -> None:
     """Distinct ids and persons version by version (lowest first), then the events: on-time events,
-    their duplicate sends, and the late events last, each in chunks of `chunk_rows`; then the sessions the
-    Flink job makes of them (`sessions`)."""
+    their duplicate sends, and the late events last, each in chunks of `chunk_rows`; then what the Flink
+    job makes of them: `sessions` and `event_counts_1m` (local days in `time_zones`, UTC if not given)."""
     for table, frame, columns in (("person_distinct_ids", data.person_distinct_ids, DISTINCT_ID_COLUMNS),
                                   ("persons", data.persons, PERSON_COLUMNS)):  # fmt: skip
         for _, part in frame.groupby("version", sort=True):
@@ -404,6 +425,9 @@ async def insert(ch: ClickHouse, data: Dataset, chunk_rows: int = 100_000) -> No
     for mask in (~late & ~again, ~late & again, late & ~again, late & again):
         await _chunks(ch, "events", events[mask], EVENT_COLUMNS, chunk_rows)
     await _chunks(ch, "sessions", sessions(data), SESSION_COLUMNS, chunk_rows)
+    await _chunks(
+        ch, "event_counts_1m", event_counts(data, time_zones or {}), EVENT_COUNT_COLUMNS, chunk_rows
+    )
 
 
 async def _chunks(

@@ -24,7 +24,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import definitions, events_api, funnels, paths, retention, sessions, trends
+from workers import definitions, events_api, funnels, paths, retention, rollups, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
@@ -127,9 +127,19 @@ async def _trends(app: web.Application, q: trends.TrendsQuery, project: Project)
     active = None
     if q.measure == "active_percent":
         active = await _run(app, *trends.sql_for(q, None, project.id, project.timezone))
+
+    async def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await _run(app, statement, params)
+
+    async def raw(part: trends.TrendsQuery, series: trends.Series) -> list[dict[str, Any]]:
+        return await _run(app, *trends.sql_for(part, series, project.id, project.timezone))
+
     result = []
     for series in q.series:
-        rows = await _run(app, *trends.sql_for(q, series, project.id, project.timezone))
+        if rollups.applies(q, series):
+            rows = await rollups.totals(run, raw, q, series, project.id, project.timezone)
+        else:
+            rows = await raw(q, series)
         if q.measure in ("frequency", "distribution"):
             shape = trends.frequency_values if q.measure == "frequency" else trends.distribution_values
             labels, values = shape(rows)

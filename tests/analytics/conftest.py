@@ -45,7 +45,7 @@ async def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     data_b = generate(12, b.id, persons=1500, days=24, events=35_000, start=datetime(2026, 10, 19, tzinfo=UTC),
                       extra_event="invited_friend")  # fmt: skip
     both = Dataset.concat(data_a, data_b)
-    await insert(ch, both, chunk_rows=25_000)
+    await insert(ch, both, chunk_rows=25_000, time_zones={a.id: a.timezone, b.id: b.timezone})
     yield World(ch, Side(a, data_a, Events(both, a.id, a.timezone)), Side(b, data_b, Events(data_b, b.id, "UTC")),
                 _distinct_rows(both))  # fmt: skip
     await ch.close()

@@ -1,0 +1,125 @@
+"""Trends `totals` from the Flink job's rollups where they cover a bucket, raw events elsewhere.
+
+The job's minute counts (event_counts_1m, rolled by materialized views into event_counts_1h by UTC hour and
+event_counts_1d by the project's local day) miss only the events that came too late for their minute, and
+those are in `late_events`: so a bucket's total is its rollup count plus its late events. The rollups cover
+[first minute, last minute + 1 min) of a project: a bucket outside it (before the job ran, or not yet closed
+by the job's watermark) is counted from raw events as before. Only plain totals use them: a filter or a
+breakdown needs the events' properties, and `uniques` counts persons after merges, which a person set taken
+when the event was counted cannot follow (README, Flink job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from workers.trends import INTERVALS, Series, TrendsQuery, bucket_start, bucket_starts, label, statement
+
+Run = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
+Rows = list[dict[str, Any]]
+Raw = Callable[[TrendsQuery, Series], Awaitable[Rows]]
+MINUTE = timedelta(minutes=1)
+COVERAGE = (
+    "SELECT minOrNull(minute) AS first, maxOrNull(minute) AS last FROM event_counts_1m"
+    " WHERE project_id = {project_id:UInt64}"
+)
+DAY_BUCKETS = {
+    "day": "local_day",
+    "week": "toStartOfWeek(local_day, 1)",
+    "month": "toStartOfMonth(local_day)",
+}
+
+
+def applies(q: TrendsQuery, series: Series) -> bool:
+    return q.measure == "totals" and q.breakdown is None and not series.filters
+
+
+async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id: int, timezone: str) -> Rows:
+    """Rows like trends.sql's (bucket, events) for one series: covered buckets from the rollups and
+    late_events, the others from `raw` (trends.sql over just their dates)."""
+    tz = ZoneInfo(timezone)
+    starts = bucket_starts(q, tz)
+    range_start = datetime.combine(q.date_from, time(), tz)
+    range_end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+    # the part of each bucket inside the range (a week or month may begin before date_from)
+    ends = [*starts[1:], range_end]
+    starts, names = [max(s, range_start) for s in starts], starts
+    [coverage] = await run(COVERAGE, {"project_id": project_id})
+    covered = [False] * len(starts)
+    if coverage["first"] is not None and coverage["last"] is not None and _whole_hours(q, starts):
+        first = _utc(coverage["first"])
+        last = _utc(coverage["last"]) + MINUTE
+        covered = [s >= first and e <= last for s, e in zip(starts, ends, strict=True)]
+    rows: dict[str, int] = {}
+    if any(covered):
+        span = [i for i, c in enumerate(covered) if c]
+        rows = await _from_rollups(run, q, series, project_id, tz, starts[span[0]], ends[span[-1]])
+    missing = [i for i, c in enumerate(covered) if not c]
+    if missing:
+        day_from = starts[missing[0]].date()
+        day_to = min(q.date_to, (ends[missing[-1]] - timedelta(microseconds=1)).date())
+        part = dataclasses.replace(q, date_from=day_from, date_to=day_to)
+        wanted = {label(names[i], q.interval) for i in missing}
+        for row in await raw(part, series):
+            name = label(bucket_start(row["bucket"], tz), q.interval)
+            if name in wanted:
+                rows[name] = int(row["events"])
+    # each bucket as trends.sql returns it: an hour as epoch seconds, else the local date
+    bucket = {
+        label(s, q.interval): int(s.timestamp()) if q.interval == "hour" else s.date().isoformat()
+        for s in names
+    }
+    return [
+        {"bucket": bucket[name], "breakdown_value": "", "events": n, "persons": 0} for name, n in rows.items()
+    ]
+
+
+async def _from_rollups(
+    run: Run, q: TrendsQuery, series: Series, project_id: int, tz: ZoneInfo, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Per bucket label, the rollup count plus the late events, for the buckets in [start, end)."""
+    params: dict[str, Any] = {"project_id": project_id, "event": series.event, "tz": str(tz)}
+    if q.interval == "hour":
+        params.update(span_start=start, span_end=end)
+        fragments = {"rollup": "event_counts_1h", "bucket": "toUnixTimestamp(hour)",
+                     "span": "hour >= {span_start:DateTime('UTC')} AND hour < {span_end:DateTime('UTC')}"}  # fmt: skip
+    else:
+        first_day = max(q.date_from, start.date())
+        last_day = min(q.date_to, (end - timedelta(microseconds=1)).date())
+        params.update(day_from=first_day, day_to=last_day)
+        start = max(start, datetime.combine(q.date_from, time(), tz))
+        end = min(end, datetime.combine(q.date_to + timedelta(days=1), time(), tz))
+        fragments = {"rollup": "event_counts_1d", "bucket": DAY_BUCKETS[q.interval],
+                     "span": "local_day >= {day_from:Date} AND local_day <= {day_to:Date}"}  # fmt: skip
+    counted: dict[str, int] = {}
+    for row in await run(statement("rollup_totals.sql", fragments), params):
+        name = _label(row["bucket"], q.interval, tz)
+        counted[name] = counted.get(name, 0) + int(row["events"])
+    late = statement("late_totals.sql", {"bucket": INTERVALS[q.interval]})
+    for row in await run(late, {**params, "start": start, "end": end}):
+        name = label(bucket_start(row["bucket"], tz), q.interval)
+        counted[name] = counted.get(name, 0) + int(row["events"])
+    return counted
+
+
+def _label(bucket: object, interval: str, tz: ZoneInfo) -> str:
+    if isinstance(bucket, date) and not isinstance(bucket, datetime):
+        bucket = bucket.isoformat()
+    return label(bucket_start(bucket, tz), interval)
+
+
+def _whole_hours(q: TrendsQuery, starts: list[datetime]) -> bool:
+    """UTC hours are the zone's hours only where its offset is whole hours (not +05:30)."""
+    if q.interval != "hour":
+        return True
+    return all(int(s.utcoffset().total_seconds()) % 3600 == 0 for s in starts)  # type: ignore[union-attr]
+
+
+def _utc(value: object) -> datetime:
+    """A DateTime('UTC') as the ClickHouse binding returns it (text or datetime) as an aware instant."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=ZoneInfo("UTC")) if moment.tzinfo is None else moment
