@@ -71,9 +71,11 @@ async def _persons(settings: Settings, stopping: asyncio.Event) -> None:
 async def _writer(settings: Settings, stopping: asyncio.Event) -> None:
     from workers import query, writer
     from workers.clickhouse import connect
+    from workers.migrate import migrate_clickhouse
 
     ch = await connect(settings.clickhouse_url)
     try:
+        await migrate_clickhouse(ch)  # before the query API answers: its tables must exist
         jobs = [writer.main(settings, stopping, ch)]
         if settings.clickhouse_url.startswith("chdb://"):
             # only one process may open a chDB directory: the query API lives in the writer's process

@@ -29,13 +29,15 @@ def _timestamp(rng: random.Random, moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def generate(n_target: int, late_share: float = 0.005, seed: int = 7) -> list[dict]:
+def generate(
+    n_target: int, late_share: float = 0.005, seed: int = 7, projects: tuple[int, int] = (1, 2)
+) -> list[dict]:
     rng = random.Random(seed)
     base = datetime(2026, 11, 1, tzinfo=UTC)
     arrivals: list[tuple[float, dict]] = []
     ids = [
         (project, f"{kind}-{project}-{i:03d}", kind)
-        for project in (1, 2)
+        for project in projects
         for i in range(50)
         for kind in rng.choices(["anon", "posthog", "amplitude"], [0.4, 0.35, 0.25])
     ]
