@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -49,6 +50,18 @@ def newest_checkpoint(directory: Path) -> Path | None:
     """The newest completed checkpoint (`<job id>/chk-N` with its `_metadata`) under the directory."""
     done = list(directory.glob("*/chk-*/_metadata"))
     return max(done, key=lambda p: p.stat().st_mtime_ns).parent if done else None
+
+
+def remove_old_checkpoints(directory: Path, keep: Path | None) -> list[Path]:
+    """Delete the job dirs (`<job id>/`) under the directory but the one holding `keep` (the chk-N resumed
+    from), and return them: each start makes a new job dir and Flink never removes an earlier job's. The
+    kept dir goes at a later start, once a newer job has a checkpoint of its own; after a restore the first
+    checkpoint is a full one (Flink's default NO_CLAIM mode), so it needs nothing from the old dir."""
+    jobs = [d for d in directory.glob("*") if d.is_dir() and re.fullmatch(r"[0-9a-f]{32}", d.name)]
+    removed = sorted(d for d in jobs if keep is None or d != keep.parent)
+    for job in removed:
+        shutil.rmtree(job)
+    return removed
 
 
 def _uri(path: str) -> str:
@@ -93,6 +106,8 @@ def main() -> None:
     restore = args.from_checkpoint
     if restore is None and "://" not in settings.flink_checkpoint_dir:
         restore = newest_checkpoint(Path(settings.flink_checkpoint_dir))
+        for old in remove_old_checkpoints(Path(settings.flink_checkpoint_dir), restore):
+            print(f"flink: removed {old} (an earlier job's checkpoints)", flush=True)
     os.environ["JVM_ARGS"] = f"-Xmx{settings.flink_jvm_heap}"  # read when the JVM starts, below
 
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
