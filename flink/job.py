@@ -3,6 +3,7 @@
 `python -m flink.job` runs it on PyFlink's local mini-cluster; `flink run -py flink/job.py` submits it to a
 cluster. The SQL is sql/flink/*.sql; this module fills in the settings and resumes from the newest
 retained checkpoint, since the group offsets alone lag it and a restart from them repeats and splits rows.
+On the mini-cluster it also serves the job's metrics (flink/metrics.py) from its REST API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from flink.metrics import JOB_NAME, serve, start_polling
 from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS
 from workers.settings import Settings
 
@@ -69,13 +71,13 @@ def _uri(path: str) -> str:
     return path if "://" in path else Path(path).resolve().as_uri()
 
 
-def configuration(settings: Settings, restore: str | Path | None) -> dict[str, str]:
+def configuration(settings: Settings, restore: str | Path | None, local: bool = False) -> dict[str, str]:
     jars_dir = Path(settings.flink_jars_dir).resolve()
     missing = [j for j in JARS if not (jars_dir / j).is_file()]
     if missing:
         raise SystemExit(f"{', '.join(missing)} missing in {jars_dir}: run scripts/setup.sh")
     config = {
-        "pipeline.name": "user-analytics-sessions",
+        "pipeline.name": JOB_NAME,
         "pipeline.jars": ";".join((jars_dir / j).as_uri() for j in JARS),
         "parallelism.default": str(settings.flink_parallelism),
         # UNIX_TIMESTAMP reads its string in this zone, and window bounds are rendered in it
@@ -94,6 +96,9 @@ def configuration(settings: Settings, restore: str | Path | None) -> dict[str, s
     }
     if restore is not None:
         config["execution.state-recovery.path"] = _uri(str(restore))
+    if local:  # the mini-cluster's REST API (a cluster's is its own), for /metrics; loopback only
+        config["rest.bind-address"] = "127.0.0.1"
+        config["rest.bind-port"] = str(settings.flink_rest_port)
     return config
 
 
@@ -108,13 +113,17 @@ def main() -> None:
         restore = newest_checkpoint(Path(settings.flink_checkpoint_dir))
         for old in remove_old_checkpoints(Path(settings.flink_checkpoint_dir), restore):
             print(f"flink: removed {old} (an earlier job's checkpoints)", flush=True)
+    # `flink run` starts this script with a gateway to its own JVM; without one, PyFlink starts a mini-cluster
+    local = "PYFLINK_GATEWAY_PORT" not in os.environ
+    rest = f"http://127.0.0.1:{settings.flink_rest_port}"
+    metrics = serve(rest, settings.metrics_host, settings.flink_metrics_port) if local else None
     os.environ["JVM_ARGS"] = f"-Xmx{settings.flink_jvm_heap}"  # read when the JVM starts, below
 
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
     from pyflink.table.udf import udf
 
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    for key, value in configuration(settings, restore).items():
+    for key, value in configuration(settings, restore, local).items():
         env.get_config().set(key, value)
     env.create_temporary_function("session_uuid", udf(session_uuid, result_type=DataTypes.STRING()))
     bounded = ""
@@ -138,7 +147,11 @@ def main() -> None:
     for statement in statements("inserts", params):
         inserts.add_insert_sql(statement)
     print(f"flink: submitting (resuming from {restore})" if restore else "flink: submitting", flush=True)
-    inserts.execute().wait()
+    result = inserts.execute()
+    if metrics is not None:
+        start_polling(metrics)
+        print(f"flink: /metrics on {settings.metrics_host}:{settings.flink_metrics_port}", flush=True)
+    result.wait()
 
 
 if __name__ == "__main__":

@@ -144,6 +144,8 @@ class Settings:
     flink_lateness_seconds: int
     session_gap_minutes: int
     flink_jars_dir: str
+    flink_rest_port: int
+    flink_metrics_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -220,4 +222,6 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flink_lateness_seconds": ("60", _int(0, 86400)),
     "session_gap_minutes": ("30", _int(1, 24 * 60)),
     "flink_jars_dir": ("var/flink-jars", _nonempty),
+    "flink_rest_port": ("8081", _port),
+    "flink_metrics_port": ("9105", _port),
 }

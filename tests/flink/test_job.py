@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from flink.job import newest_checkpoint
-from tests.components import Tansu
+from tests.components import Tansu, free_port
 from tests.flink.reference import epoch_ms, reference
 from tests.flink.traffic import generate
 from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS, ensure_topics
@@ -60,6 +60,9 @@ def job_env(broker: Tansu, checkpoints: Path) -> dict[str, str]:
         "FLINK_CHECKPOINT_DIR": str(checkpoints),
         "FLINK_CHECKPOINT_SECONDS": "2",
         "FLINK_JARS_DIR": str(ROOT / "var" / "flink-jars"),
+        # the mini-cluster's REST API and the job's /metrics: not the ports of a job `make up` runs
+        "FLINK_REST_PORT": str(free_port()),
+        "FLINK_METRICS_PORT": str(free_port()),
     }
 
 
