@@ -398,12 +398,16 @@ def sessions(data: Dataset, gap_minutes: int = 30) -> pd.DataFrame:
 
 def event_counts(data: Dataset, time_zones: dict[int, str]) -> pd.DataFrame:
     """The `event_counts_1m` rows (EVENT_COUNT_COLUMNS) the Flink job and the writer make of these events
-    read in time order: per project, event and UTC minute, the events (each uuid once) and their persons;
-    `local_day` is the minute's day in the project's time zone (UTC if not given)."""
+    read in time order: per project, event and UTC minute, the events (each uuid once) and their distinct
+    (distinct id, person id) pairs; `local_day` is the minute's day in the project's time zone (UTC if not
+    given)."""
     ev = data.events.drop_duplicates(["project_id", "uuid"])
-    ev = ev.assign(minute=ev["timestamp"].dt.floor("min"))
+    actors = list(zip(ev["distinct_id"], ev["person_id"], strict=True))
+    ev = ev.assign(minute=ev["timestamp"].dt.floor("min"), actor=actors)
     grouped = ev.groupby(["project_id", "event", "minute"], sort=False)
-    frame = grouped.agg(count=("uuid", "size"), persons=("person_id", lambda p: sorted(set(p)))).reset_index()
+    frame = grouped.agg(count=("uuid", "size"), actors=("actor", lambda a: sorted(set(a)))).reset_index()
+    frame["distinct_ids"] = [[d for d, _ in actors] for actors in frame["actors"]]
+    frame["persons"] = [[p for _, p in actors] for actors in frame["actors"]]
     zones = frame["project_id"].map(lambda p: time_zones.get(p, "UTC"))
     frame["local_day"] = [m.tz_convert(z).date() for m, z in zip(frame["minute"], zones, strict=True)]
     return frame[list(EVENT_COUNT_COLUMNS)]

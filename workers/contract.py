@@ -7,7 +7,7 @@
 | `persons` | person id | `id, project_id, properties, is_identified, created_at, version, is_deleted` | persons |
 | `person_distinct_ids` | `<project_id>:<distinct_id>` | `project_id, distinct_id, person_id, version, is_deleted` | persons |
 | `sessions` | the session id | `session_id, kind, project_id, person_id, start, end, duration_seconds, event_count, pageview_count, bounced` required; `distinct_id, entry_url, exit_url, browser, os, device_type, country` strings or null | the Flink job |
-| `event_counts_1m` | none | `project_id, event, minute, count, persons` (an array of uuids) | the Flink job |
+| `event_counts_1m` | none | `project_id, event, minute, count, actors` (an array of JSON texts `[person uuid, distinct id]`) | the Flink job |
 | `late_events` | none | `uuid, project_id, event, distinct_id, person_id, timestamp, kafka_partition, kafka_offset` | the Flink job |
 | `dead_letter` | the original key | the original bytes; headers `DEAD_LETTER_HEADERS` (+ `replay_of`) | every stage |
 
@@ -150,18 +150,26 @@ def session(value: bytes, limits: Limits, stage: str) -> Message:
 
 
 def event_count(value: bytes, limits: Limits, stage: str) -> Message:
-    """An `event_counts_1m` message (the Flink job's); `persons` written back as canonical UUIDs."""
+    """An `event_counts_1m` message (the Flink job's): `actors`, each a JSON text `[person id, distinct
+    id]`, come back as the list of those pairs (the person id a canonical UUID)."""
     message = parse(value, limits, stage)
     text(message, "event")
     instant(message, "minute")
     natural(message, "count")
-    persons = message.get("persons")
-    if type(persons) is not list:
-        raise Invalid("invalid_field", "persons: missing or not an array")
-    canonical = [canonical_uuid(person) for person in persons]
-    if None in canonical:
-        raise Invalid("invalid_field", "persons: not an array of UUIDs")
-    message["persons"] = canonical
+    actors = message.get("actors")
+    if type(actors) is not list:
+        raise Invalid("invalid_field", "actors: missing or not an array")
+    pairs = []
+    for actor in actors:
+        try:
+            person, distinct_id = loads(actor) if isinstance(actor, str) else (None, None)
+        except (TypeError, ValueError):
+            person = distinct_id = None
+        person = canonical_uuid(person)
+        if person is None or not isinstance(distinct_id, str):
+            raise Invalid("invalid_field", "actors: not an array of JSON texts [person UUID, distinct id]")
+        pairs.append([person, distinct_id])
+    message["actors"], _ = clean(pairs, limits)
     return message
 
 

@@ -1,12 +1,12 @@
-"""Trends `totals` from the Flink job's rollups where they cover a bucket, raw events elsewhere.
+"""Trends `totals` and `uniques` from the Flink job's rollups where they cover a bucket, raw events elsewhere.
 
 The job's minute counts (event_counts_1m, rolled by materialized views into event_counts_1h by UTC hour and
 event_counts_1d by the project's local day) miss only the events that came too late for their minute, and
-those are in `late_events`: so a bucket's total is its rollup count plus its late events. The rollups cover
-[first minute, last minute + 1 min) of a project: a bucket outside it (before the job ran, or not yet closed
-by the job's watermark) is counted from raw events as before. Only plain totals use them: a filter or a
-breakdown needs the events' properties, and `uniques` counts persons after merges, which a person set taken
-when the event was counted cannot follow (README, Flink job).
+those are in `late_events`: so a bucket's total is its rollup count plus its late events, and its persons
+are those of the rollup's (distinct id, person id) pairs and of its late events, each distinct id mapped to
+its person after merges as raw trends do. The rollups cover [first minute, last minute + 1 min) of a project:
+a bucket outside it (before the job ran, or not yet closed by the job's watermark) is counted from raw events.
+A filter or a breakdown needs the events' properties, so only plain series use them (README, Flink job).
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import INTERVALS, Series, TrendsQuery, bucket_start, bucket_starts, label, statement
+from workers.trends import (
+    INTERVALS,
+    Series,
+    TrendsQuery,
+    bucket_start,
+    bucket_starts,
+    fragment,
+    label,
+    statement,
+)
 
 Run = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
 Rows = list[dict[str, Any]]
@@ -34,13 +43,18 @@ DAY_BUCKETS = {
 }
 
 
+MEASURES = {"totals": "events", "uniques": "persons"}  # the measure -> its column in trends.sql's rows
+LATE_BUCKETS = {"hour": INTERVALS["hour"], "day": "toDate(timestamp, {tz:String})", "week": INTERVALS["week"],
+                "month": INTERVALS["month"]}  # fmt: skip
+
+
 def applies(q: TrendsQuery, series: Series) -> bool:
-    return q.measure == "totals" and q.breakdown is None and not series.filters
+    return q.measure in MEASURES and q.breakdown is None and not series.filters
 
 
 async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id: int, timezone: str) -> Rows:
-    """Rows like trends.sql's (bucket, events) for one series: covered buckets from the rollups and
-    late_events, the others from `raw` (trends.sql over just their dates)."""
+    """Rows like trends.sql's (bucket, events or persons) for one series: covered buckets from the rollups
+    and late_events, the others from `raw` (trends.sql over just their dates)."""
     tz = ZoneInfo(timezone)
     starts = bucket_starts(q, tz)
     range_start = datetime.combine(q.date_from, time(), tz)
@@ -67,21 +81,22 @@ async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id:
         for row in await raw(part, series):
             name = label(bucket_start(row["bucket"], tz), q.interval)
             if name in wanted:
-                rows[name] = int(row["events"])
+                rows[name] = int(row[MEASURES[q.measure]])
     # each bucket as trends.sql returns it: an hour as epoch seconds, else the local date
     bucket = {
         label(s, q.interval): int(s.timestamp()) if q.interval == "hour" else s.date().isoformat()
         for s in names
     }
-    return [
-        {"bucket": bucket[name], "breakdown_value": "", "events": n, "persons": 0} for name, n in rows.items()
-    ]
+    column = MEASURES[q.measure]
+    return [{"bucket": bucket[name], "breakdown_value": "", "events": 0, "persons": 0, column: n}
+            for name, n in rows.items()]  # fmt: skip
 
 
 async def _from_rollups(
     run: Run, q: TrendsQuery, series: Series, project_id: int, tz: ZoneInfo, start: datetime, end: datetime
 ) -> dict[str, int]:
-    """Per bucket label, the rollup count plus the late events, for the buckets in [start, end)."""
+    """Per bucket label in [start, end), the rollup count plus the late events (totals) or the distinct
+    persons of both (uniques)."""
     params: dict[str, Any] = {"project_id": project_id, "event": series.event, "tz": str(tz)}
     if q.interval == "hour":
         params.update(span_start=start, span_end=end)
@@ -95,12 +110,18 @@ async def _from_rollups(
         end = min(end, datetime.combine(q.date_to + timedelta(days=1), time(), tz))
         fragments = {"rollup": "event_counts_1d", "bucket": DAY_BUCKETS[q.interval],
                      "span": "local_day >= {day_from:Date} AND local_day <= {day_to:Date}"}  # fmt: skip
+    params.update(start=start, end=end)
     counted: dict[str, int] = {}
+    if q.measure == "uniques":
+        fragments.update(late_bucket=LATE_BUCKETS[q.interval], persons=fragment("person_overrides.sql"))
+        for row in await run(statement("rollup_uniques.sql", fragments), params):
+            counted[_label(row["bucket"], q.interval, tz)] = int(row["persons"])
+        return counted
     for row in await run(statement("rollup_totals.sql", fragments), params):
         name = _label(row["bucket"], q.interval, tz)
         counted[name] = counted.get(name, 0) + int(row["events"])
     late = statement("late_totals.sql", {"bucket": INTERVALS[q.interval]})
-    for row in await run(late, {**params, "start": start, "end": end}):
+    for row in await run(late, params):
         name = label(bucket_start(row["bucket"], tz), q.interval)
         counted[name] = counted.get(name, 0) + int(row["events"])
     return counted

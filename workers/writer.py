@@ -53,7 +53,8 @@ SESSION_COLUMNS = (
     "event_count", "pageview_count", "entry_url", "exit_url", "bounced", "browser", "os", "device_type", "country",
 )  # fmt: skip
 # event_count_row leaves local_day out: to_rows adds it once the batch's time zones are known
-EVENT_COUNT_COLUMNS = ("project_id", "event", "minute", "count", "persons", "local_day")
+# persons[i] is the person of distinct_ids[i], as the event was counted (the rollups map merged ids)
+EVENT_COUNT_COLUMNS = ("project_id", "event", "minute", "count", "distinct_ids", "persons", "local_day")
 LATE_EVENT_COLUMNS = (
     "uuid", "project_id", "event", "distinct_id", "person_id", "timestamp", "kafka_partition", "kafka_offset",
 )  # fmt: skip
@@ -152,7 +153,8 @@ def event_count_row(value: bytes, limits: Limits) -> Row:
         count["event"],
         contract.instant(count, "minute"),
         count["count"],
-        count["persons"],
+        [distinct_id for _, distinct_id in count["actors"]],
+        [person for person, _ in count["actors"]],
     )
 
 

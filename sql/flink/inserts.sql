@@ -26,7 +26,8 @@ FROM (
 );
 
 INSERT INTO counts_sink
-SELECT project_id, event, CAST(window_start AS TIMESTAMP_LTZ(3)), COUNT(*), ARRAY_AGG(DISTINCT person_id)
+SELECT project_id, event, CAST(window_start AS TIMESTAMP_LTZ(3)), COUNT(*),
+       ARRAY_AGG(DISTINCT JSON_ARRAY(person_id, distinct_id))
 FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
 GROUP BY project_id, event, window_start, window_end;
 

@@ -41,7 +41,8 @@ CREATE TABLE events_src (
 CREATE TEMPORARY VIEW events_dedup AS
 SELECT * FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY `uuid` ORDER BY pt ASC) AS rn FROM events_src
-  WHERE `uuid` IS NOT NULL AND project_id IS NOT NULL AND distinct_id IS NOT NULL AND ts_ms IS NOT NULL
+  WHERE `uuid` IS NOT NULL AND project_id IS NOT NULL AND distinct_id IS NOT NULL AND person_id IS NOT NULL
+    AND ts_ms IS NOT NULL
 ) WHERE rn = 1;
 
 CREATE TEMPORARY VIEW ev AS
@@ -75,7 +76,9 @@ CREATE TABLE sessions_sink (
 );
 
 CREATE TABLE counts_sink (
-  project_id BIGINT, event STRING, `minute` TIMESTAMP_LTZ(3), `count` BIGINT, persons ARRAY<STRING>
+  project_id BIGINT, event STRING, `minute` TIMESTAMP_LTZ(3), `count` BIGINT,
+  -- each distinct (person id, distinct id) of the minute as a JSON array: a DISTINCT aggregate takes no ROW
+  actors ARRAY<STRING>
 ) WITH (
   'connector' = 'kafka', 'properties.bootstrap.servers' = '{{bootstrap}}', 'topic' = '{{counts_topic}}',
   'format' = 'json', 'json.timestamp-format.standard' = 'ISO-8601', 'sink.delivery-guarantee' = 'at-least-once'

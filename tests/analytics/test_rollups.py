@@ -1,4 +1,4 @@
-"""Plain trends totals read the Flink job's rollups (event_counts_1h/1d) where they cover the buckets, raw
+"""Plain trends totals and uniques read the Flink job's rollups (event_counts_1h/1d) where they cover the buckets, raw
 events elsewhere: both paths give the same numbers, and the rollups are really what answers."""
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ async def test_rollup_totals_equal_raw_totals(world: World, body: dict[str, Any]
         assert sorted(set(recorder.tables)) == sorted(tables)
 
 
-def test_only_plain_totals_read_the_rollups() -> None:
+def test_only_plain_totals_and_uniques_read_the_rollups() -> None:
     base = {"events": [{"event": "$pageview"}], **RANGE_A}
-    plain = trends.parse_request({**base, "measure": "totals"})
-    assert rollups.applies(plain, plain.series[0])
+    for measure in ("totals", "uniques"):
+        plain = trends.parse_request({**base, "measure": measure})
+        assert rollups.applies(plain, plain.series[0])
     for other in (
-        {**base, "measure": "uniques"},
+        {**base, "measure": "average"},
+        {**base, "measure": "uniques", "breakdown": {"property": "$browser"}},
         {**base, "measure": "totals", "breakdown": {"property": "$browser"}},
         {**base, "measure": "totals", "events": [{"event": "$pageview", "filters": [{"property": "plan", "op": "is_set"}]}]},
     ):  # fmt: skip

@@ -39,7 +39,7 @@ def reference(
     watermark: int | None = None
     open_windows: dict[tuple, list[list]] = defaultdict(list)  # key -> [[start, end, [events]]]
     sessions: list[dict] = []
-    minutes: dict[tuple, tuple[int, set[str]]] = {}
+    minutes: dict[tuple, tuple[int, set[tuple[str, str]]]] = {}
     late: list[dict] = []
 
     def fire(upto: int | None) -> None:
@@ -64,11 +64,9 @@ def reference(
         if watermark is not None and minute + 60_000 - 1 <= watermark:
             late.append(event)
         else:
-            count, persons = minutes.get((event["project_id"], event["event"], minute), (0, set()))
-            minutes[(event["project_id"], event["event"], minute)] = (
-                count + 1,
-                persons | {event["person_id"]},
-            )
+            count, actors = minutes.get((event["project_id"], event["event"], minute), (0, set()))
+            actors = actors | {(event["person_id"], event["distinct_id"])}
+            minutes[(event["project_id"], event["event"], minute)] = (count + 1, actors)
         key = (event["project_id"], *session_key(event))
         merged = [t, t + gap, [event]]
         rest = list(open_windows[key])
@@ -88,8 +86,8 @@ def reference(
         fire(watermark)
     fire(None)
     counts = [
-        {"project_id": p, "event": e, "minute": m, "count": n, "persons": sorted(persons)}
-        for (p, e, m), (n, persons) in minutes.items()
+        {"project_id": p, "event": e, "minute": m, "count": n, "actors": sorted(map(list, actors))}
+        for (p, e, m), (n, actors) in minutes.items()
     ]
     return sessions, counts, late
 

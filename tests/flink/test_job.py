@@ -140,15 +140,15 @@ def kill(job: subprocess.Popen[bytes]) -> None:
 
 
 async def outputs(broker: Tansu) -> tuple[list[dict], list[dict], list[dict]]:
-    """The three topics, times as epoch ms and person sets sorted, after checking their spelling."""
+    """The three topics, times as epoch ms and actor sets read and sorted, after checking their spelling."""
     sessions, counts, late = await asyncio.gather(read(broker, SESSIONS), read(broker, EVENT_COUNTS_1M),
                                                   read(broker, LATE_EVENTS))  # fmt: skip
     for s in sessions:
         assert s["start"].endswith("Z") and s["end"].endswith("Z"), s
         s["start"], s["end"] = epoch_ms(s["start"]), epoch_ms(s["end"])
     for c in counts:
-        assert c["minute"].endswith("Z") and len(set(c["persons"])) == len(c["persons"]), c
-        c["minute"], c["persons"] = epoch_ms(c["minute"]), sorted(c["persons"])
+        assert c["minute"].endswith("Z") and len(set(c["actors"])) == len(c["actors"]), c
+        c["minute"], c["actors"] = epoch_ms(c["minute"]), sorted(orjson.loads(a) for a in c["actors"])
     return sessions, counts, late
 
 

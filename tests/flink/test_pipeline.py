@@ -174,7 +174,8 @@ async def test_job_output_through_the_writer_and_the_api(broker: Tansu, dsn: str
 
         rows = await stack.sql(
             "SELECT project_id, event, toUnixTimestamp(minute) * 1000 AS minute, count,"
-            " arraySort(arrayMap(p -> toString(p), persons)) AS persons FROM event_counts_1m FINAL"
+            " arraySort(arrayZip(arrayMap(p -> toString(p), persons), distinct_ids)) AS actors"
+            " FROM event_counts_1m FINAL"
         )
         key = lambda c: (c["project_id"], c["event"], c["minute"])  # noqa: E731
         assert sorted(rows, key=key) == sorted(counts, key=key)
@@ -210,9 +211,15 @@ async def test_job_output_through_the_writer_and_the_api(broker: Tansu, dsn: str
             answer = await api(stack, "/api/paths", p.api_key, {"steps": 4, "limit": 1000, **RANGE})
             assert answer["edges"] == expected_paths(stream, merged, p, 4)
 
-            # totals read the rollups (with their late events) and equal the raw path (a filter forces it)
-            for interval in ("day", "hour"):
-                body = {"measure": "totals", "interval": interval, **RANGE}
+            # totals and uniques read the rollups (with their late events) and equal the raw path (a filter
+            # forces it)
+            for measure, interval in (
+                ("totals", "day"),
+                ("totals", "hour"),
+                ("uniques", "day"),
+                ("uniques", "hour"),
+            ):
+                body = {"measure": measure, "interval": interval, **RANGE}
                 if interval == "hour":
                     body.update(date_from="2026-11-01", date_to="2026-11-03")
                 rolled = await api(

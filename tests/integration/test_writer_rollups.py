@@ -49,9 +49,9 @@ async def ch(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClickHou
 
 
 def count_message(project_id: int, minute: datetime, n: int) -> Message:
-    persons = sorted({PEOPLE[n % 5], PEOPLE[n * 3 % 5]})
+    actors = sorted(orjson.dumps([p, f"d-{p[-1]}"]).decode() for p in {PEOPLE[n % 5], PEOPLE[n * 3 % 5]})
     body = {"project_id": project_id, "event": "$pageview", "minute": minute.isoformat().replace("+00:00", "Z"),
-            "count": n % 7 + 1, "persons": persons}  # fmt: skip
+            "count": n % 7 + 1, "actors": actors}  # fmt: skip
     return Message(EVENT_COUNTS_1M, 0, n, None, orjson.dumps(body))
 
 
@@ -80,7 +80,7 @@ def expected_days() -> dict[tuple[int, str], tuple[int, int]]:
 
 HOURS_SQL = """
 SELECT project_id, toString(hour) AS hour, toString(local_day) AS day, arraySum(maxMapMerge(counts).2) AS events,
-       uniqExactArrayMerge(persons) AS persons
+       length(groupUniqArrayArrayMerge(actors)) AS persons
 FROM event_counts_1h GROUP BY project_id, hour, local_day ORDER BY project_id, hour, day
 """
 HOURS_FROM_MINUTES_SQL = """
@@ -90,7 +90,7 @@ FROM event_counts_1m FINAL GROUP BY project_id, hour, local_day ORDER BY project
 """
 DAYS_SQL = """
 SELECT project_id, toString(local_day) AS day, arraySum(maxMapMerge(counts).2) AS events,
-       uniqExactArrayMerge(persons) AS persons
+       length(groupUniqArrayArrayMerge(actors)) AS persons
 FROM event_counts_1d GROUP BY project_id, local_day ORDER BY project_id, day
 """
 
@@ -204,7 +204,8 @@ async def test_malformed_flink_messages_are_parked_with_their_reason() -> None:
         {**session, "kind": "tab"},
         {**session, "end": "yesterday"},
         {**session, "bounced": 1},
-        {**counts, "persons": ["not-a-uuid"]},
+        {**counts, "actors": ['["not-a-uuid", "d"]']},
+        {**counts, "actors": [orjson.dumps([PEOPLE[0]]).decode()]},
         {**counts, "count": -1},
         {key: value for key, value in counts.items() if key != "minute"},
         {**counts, "project_id": 99},
@@ -215,7 +216,10 @@ async def test_malformed_flink_messages_are_parked_with_their_reason() -> None:
     ]
     results = await to_rows([good, *messages])
     assert results[0] == Ok(
-        (EVENT_COUNTS_1M, ((1, "$pageview", MINUTES[0], 1, [PEOPLE[0]], date(2026, 10, 31))))
+        (
+            EVENT_COUNTS_1M,
+            ((1, "$pageview", MINUTES[0], 1, [f"d-{PEOPLE[0][-1]}"], [PEOPLE[0]], date(2026, 10, 31))),
+        )
     )
     assert results[1:] == [
         DeadLetter("invalid_field", "sessions: kind: not one of ['amplitude', 'explicit', 'window']"),
@@ -223,7 +227,12 @@ async def test_malformed_flink_messages_are_parked_with_their_reason() -> None:
             "invalid_field", "sessions: end: not an ISO-8601 time with a zone within years 1-9999 UTC"
         ),
         DeadLetter("invalid_field", "sessions: bounced: missing or not a boolean"),
-        DeadLetter("invalid_field", "event_counts_1m: persons: not an array of UUIDs"),
+        DeadLetter(
+            "invalid_field", "event_counts_1m: actors: not an array of JSON texts [person UUID, distinct id]"
+        ),
+        DeadLetter(
+            "invalid_field", "event_counts_1m: actors: not an array of JSON texts [person UUID, distinct id]"
+        ),
         DeadLetter("invalid_field", "event_counts_1m: count: missing or not a non-negative integer"),
         DeadLetter("missing_field", "event_counts_1m: minute: missing"),
         DeadLetter("unknown_project", "event_counts_1m: project_id 99: no such project"),
