@@ -42,7 +42,8 @@ user-analytics is up (supervisord; logs in var/log/, stop with: make down)
   token       $DEV_TOKEN
   query API   http://$QUERY_HOST:$QUERY_PORT/api/{trends,funnels,retention,sessions,paths,events,persons,sql}
               (Authorization: Bearer $DEV_API_KEY)
-  metrics     capture :$CAPTURE_METRICS_PORT  persons :$PERSONS_METRICS_PORT  writer+query :$WRITER_METRICS_PORT  dlq :$DLQ_METRICS_PORT  (/metrics)
+  metrics     capture :$CAPTURE_METRICS_PORT  persons :$PERSONS_METRICS_PORT  writer+query :$WRITER_METRICS_PORT  dlq :$DLQ_METRICS_PORT  flink :$FLINK_METRICS_PORT  (/metrics)
+  Flink UI    http://127.0.0.1:$FLINK_REST_PORT   (the job's mini-cluster, once it has started: ~10 s)
   dead letters  .venv/bin/python -m workers dlq --list   (and --replay; see README, Operations)
 
 Send an event and look at it:
