@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from workers.metrics import QUERY_ROLLUP_BUCKETS
 from workers.trends import (
     INTERVALS,
     Series,
@@ -68,6 +69,8 @@ async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id:
         first = _utc(coverage["first"])
         last = _utc(coverage["last"]) + MINUTE
         covered = [s >= first and e <= last for s, e in zip(starts, ends, strict=True)]
+    QUERY_ROLLUP_BUCKETS.labels("rollup").inc(sum(covered))
+    QUERY_ROLLUP_BUCKETS.labels("raw").inc(len(covered) - sum(covered))
     rows: dict[str, int] = {}
     if any(covered):
         span = [i for i, c in enumerate(covered) if c]

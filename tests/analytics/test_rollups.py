@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.analytics.support import RANGE_A, World
 from workers import rollups, trends
@@ -49,10 +50,12 @@ def values(q: trends.TrendsQuery, rows: list[dict[str, Any]], timezone: str) -> 
     ],
     ids=["day", "hour-dst", "week", "month", "day-beyond-both-ends", "hour-past-the-end"],
 )  # fmt: skip
-async def test_rollup_totals_equal_raw_totals(world: World, body: dict[str, Any], tables: list[str]) -> None:
-    q = trends.parse_request(
-        {"events": [{"event": "$pageview"}, {"event": "purchase"}], "measure": "totals", **body}
-    )
+@pytest.mark.parametrize("measure", ["totals", "uniques"])
+async def test_rollups_equal_raw_events(
+    world: World, body: dict[str, Any], tables: list[str], measure: str
+) -> None:
+    events = [{"event": "$pageview"}, {"event": "purchase"}]
+    q = trends.parse_request({"events": events, "measure": measure, **body})
     project = world.a.project
     for series in q.series:
         assert rollups.applies(q, series)
@@ -77,3 +80,18 @@ def test_only_plain_totals_and_uniques_read_the_rollups() -> None:
     ):  # fmt: skip
         q = trends.parse_request(other)
         assert not rollups.applies(q, q.series[0])
+
+
+async def test_the_buckets_counted_from_rollups_are_on_metrics(world: World) -> None:
+    def buckets(source: str) -> float:
+        return REGISTRY.get_sample_value("ua_query_rollup_buckets_total", {"source": source}) or 0.0
+
+    q = trends.parse_request(
+        {"events": [{"event": "$pageview"}], "measure": "totals", "interval": "day", **RANGE_A}
+    )
+    before = buckets("rollup"), buckets("raw")
+    recorder = Recorder(world)
+    await rollups.totals(
+        recorder.run, recorder.raw, q, q.series[0], world.a.project.id, world.a.project.timezone
+    )
+    assert (buckets("rollup") - before[0], buckets("raw") - before[1]) == (14, 0)
