@@ -103,7 +103,9 @@ def systemd_units() -> dict[str, str]:
                                                   f"workers {w.name}")
         for w in WORKERS.values()
     }  # fmt: skip
-    flink_reads = "KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONSUMER_GROUP_PREFIX, FLINK_*, SESSION_GAP_MINUTES, METRICS_HOST"
+    flink_reads = (
+        "KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONSUMER_GROUP_PREFIX, FLINK_*, SESSION_GAP_MINUTES, METRICS_HOST"
+    )
     units["user-analytics-flink.service"] = _unit("flink", _FLINK_SUMMARY, flink_reads, "flink.job")
     return units
 
