@@ -26,6 +26,7 @@ bench: setup
 	.venv/bin/python bench/capture.py
 	.venv/bin/python bench/persons.py --profile
 	.venv/bin/python bench/queries.py
+	.venv/bin/python bench/flink.py
 
 clean: down
 	rm -rf var

@@ -1,0 +1,716 @@
+"""The Flink job (flink/job.py) on its local mini-cluster: throughput beside a ceiling, delay, RSS.
+
+    .venv/bin/python bench/flink.py [--events 200000] [--rate 500] [--seconds 60]     (make bench)
+
+Each part starts a Tansu broker of its own; every Flink run is a subprocess in a process group of its own,
+with the project's settings (env) except the broker, a fresh checkpoint dir and consumer group.
+
+1. Throughput, at parallelism 1 (`events`: 1 partition) then 2 (2 partitions): tests/flink/traffic.py's
+   stream (~--events messages, ~500 B of JSON each, with its duplicates and late events) is produced first,
+   then four bounded runs (`scan.bounded.mode` specific-offsets) over it:
+   - the job, `python -m flink.job --bounded-offsets` over the first 100 messages of each partition (tiny),
+     then over all of them (full);
+   - the ceiling, `bench/flink.py passthrough`: the job's configuration and its source table (same JSON,
+     event-time column and watermark), each row written back to another topic by bench/flink_passthrough.sql
+     (no dedup, no windows, no Python UDF), tiny then full. Its output is counted.
+   A run is timed from the client's `submitting` line (printed right before the statements are executed) to
+   the client's exit, which follows the job's end. events/s = (full - tiny messages) / (full - tiny
+   seconds): the start-up and the shut-down, which the tiny run is made of, are left out; the tiny run's
+   seconds (launch -> submitted, submitted -> exit) are reported as the start-up. What each run wrote is
+   counted after it (the passthrough must write every message it read).
+2. Delay (parallelism 1): the job runs unbounded; events are produced in real time at --rate events/s with
+   event time running --speed times faster than the wall clock (from two days ago), so that sessions close
+   within seconds. A session (its last event at T, end T + SESSION_GAP_MINUTES) is written once the watermark
+   (newest event time - FLINK_LATENESS_SECONDS) reaches its end. Its delay: from the bench sending the first
+   event whose event time minus the lateness reaches the session's end (the event that lets the watermark
+   pass it), to the bench's consumer reading its `sessions` row. Sessions closed in the first --warmup
+   seconds of sending are left out.
+3. RSS: VmHWM (peak VmRSS) of every process in the run's process group, read every 0.25 s: the JVM, the
+   Python client (`python -m flink.job`) and the Python UDF worker(s); the total is the peak of the sum.
+
+Others' CPU (cores, averaged over a run) is what processes outside this bench, its broker and its Flink runs
+used meanwhile: another Flink test on this 2-CPU machine shows there, and the figures are then low. The load
+average is printed as it was before the bench. Figures go to stdout and var/bench/flink.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from flink.job import bounded_offsets, configuration, newest_checkpoint, session_uuid, statements
+from tests.components import Tansu
+from tests.flink.traffic import generate
+from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS, ensure_topics
+from workers.settings import Settings
+
+PASSTHROUGH_SQL = ROOT / "bench" / "flink_passthrough.sql"
+PASSTHROUGH_TOPIC = "bench_flink_passthrough"
+OUTPUTS = (SESSIONS, EVENT_COUNTS_1M, LATE_EVENTS, PASSTHROUGH_TOPIC)
+TINY = 100  # messages per partition in a start-up run
+HZ = os.sysconf("SC_CLK_TCK")
+RUN_TIMEOUT = 900.0
+
+
+# ---- the ceiling, run as `bench/flink.py passthrough` (its own JVM, like the job) ----
+
+
+def job_params(settings: Settings, bounded: str | None) -> dict[str, str]:
+    """The parameters flink/job.py fills sql/flink/tables.sql with."""
+    clause = ""
+    if bounded:
+        clause = (", 'scan.bounded.mode' = 'specific-offsets', "
+                  f"'scan.bounded.specific-offsets' = '{bounded_offsets(bounded)}'")  # fmt: skip
+    return {
+        "bootstrap": settings.kafka_bootstrap_servers,
+        "group": f"{settings.kafka_consumer_group_prefix}-flink",
+        "events_topic": EVENTS,
+        "sessions_topic": SESSIONS,
+        "counts_topic": EVENT_COUNTS_1M,
+        "late_topic": LATE_EVENTS,
+        "bounded": clause,
+        "lateness_seconds": str(settings.flink_lateness_seconds),
+        "session_gap_minutes": str(settings.session_gap_minutes),
+        "passthrough_topic": PASSTHROUGH_TOPIC,
+    }
+
+
+def passthrough(bounded: str | None) -> None:
+    settings = Settings.from_env()
+    os.environ["JVM_ARGS"] = f"-Xmx{settings.flink_jvm_heap}"  # as flink/job.py
+
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    for key, value in configuration(settings, None).items():
+        env.get_config().set(key, value)
+    env.get_config().set("pipeline.name", "bench-flink-passthrough")
+    params = job_params(settings, bounded)
+    for statement in statements("tables", params):
+        env.execute_sql(statement)
+    sink, insert = [s.strip() for s in re.split(r";\s*$", PASSTHROUGH_SQL.read_text(), flags=re.MULTILINE)
+                    if s.strip()]  # fmt: skip
+    fill = lambda text: re.sub(r"\{\{(\w+)\}\}", lambda m: params[m.group(1)], text)  # noqa: E731
+    env.execute_sql(fill(sink))
+    params["columns"] = ", ".join(
+        f"`{c}`" for c in env.from_path("passthrough_sink").get_schema().get_field_names()
+    )
+    print("flink: submitting", flush=True)
+    env.execute_sql(fill(insert)).wait()
+
+
+# ---- watching a process group ----
+
+
+def processes() -> dict[int, tuple[str, int, int]]:
+    """pid -> (command name, process group, CPU jiffies) for every process."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        close = raw.rfind(")")
+        fields = raw[close + 2 :].split()
+        out[int(entry.name)] = (
+            raw[raw.find("(") + 1 : close],
+            int(fields[2]),
+            int(fields[11]) + int(fields[12]),
+        )
+    return out
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in kB; (0, 0) once it is gone."""
+    rss = hwm = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, hwm
+
+
+class Watch(threading.Thread):
+    """Peak memory of each process in a group; the CPU it, the broker, and the processes outside `ours` use."""
+
+    def __init__(self, group: int, ours: set[int], broker: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.group, self.ours, self.broker, self.interval = group, ours, broker, interval
+        self.peaks: dict[int, tuple[str, int]] = {}  # pid -> (kind, VmHWM kB)
+        self.peak_total_kb = 0
+        self.group_jiffies = self.broker_jiffies = self.others_jiffies = 0
+        self.others: dict[str, int] = {}  # command name -> jiffies, outside the bench
+        self.started = time.monotonic()
+        self.stopped = self.started
+        self._halt = threading.Event()
+        self._last: dict[int, int] = {}
+
+    def kind(self, pid: int, name: str) -> str:
+        if pid == self.group:
+            return "client"
+        if name == "java":
+            return "jvm"
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return "other"
+        # pyflink-udf-runner.sh's `python -m pyflink.fn_execution.beam.beam_boot`; not its bash, tee or helpers
+        return "worker" if name.startswith("python") and b"pyflink.fn_execution" in command else "other"
+
+    def sample(self) -> None:
+        total = 0
+        current = processes()
+        for pid, (name, group, jiffies) in current.items():
+            if group == self.group:
+                rss, hwm = memory_kb(pid)
+                total += rss
+                kind = self.peaks[pid][0] if pid in self.peaks else self.kind(pid, name)
+                self.peaks[pid] = (kind, max(hwm, self.peaks.get(pid, (kind, 0))[1]))
+                self.group_jiffies += jiffies - self._last.get(pid, 0)  # a new one: all its time is the run's
+            elif pid == self.broker and pid in self._last:
+                self.broker_jiffies += jiffies - self._last[pid]
+            elif pid not in self.ours and pid in self._last:
+                used = jiffies - self._last[pid]
+                self.others_jiffies += used
+                self.others[name] = self.others.get(name, 0) + used
+        self._last = {pid: j for pid, (_, _, j) in current.items()}
+        self.peak_total_kb = max(self.peak_total_kb, total)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def finish(self) -> dict[str, Any]:
+        self._halt.set()
+        self.join()
+        self.stopped = time.monotonic()
+        seconds = max(self.stopped - self.started, 1e-9)
+        by_kind: dict[str, list[int]] = {}
+        for kind, hwm in self.peaks.values():
+            by_kind.setdefault(kind, []).append(hwm)
+        busy = sorted(self.others.items(), key=lambda x: -x[1])
+        return {
+            "peak_rss_mib": {k: round(sum(v) / 1024) for k, v in sorted(by_kind.items()) if k != "other"},
+            "processes": {k: len(v) for k, v in sorted(by_kind.items())},
+            "peak_total_rss_mib": round(self.peak_total_kb / 1024),
+            "cores": round(self.group_jiffies / HZ / seconds, 2),
+            "broker_cores": round(self.broker_jiffies / HZ / seconds, 2),
+            "others_cores": round(self.others_jiffies / HZ / seconds, 2),
+            "others_busiest": {
+                n: round(j / HZ / seconds, 2) for n, j in busy[:3] if j / HZ / seconds >= 0.05
+            },
+        }
+
+
+@dataclass
+class FlinkRun:
+    """A Flink client (`python -m flink.job ...`) in a process group of its own, timed and watched."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    ours: set[int]
+    broker: int
+    launched: float = 0.0
+    submitted: float | None = None
+    ended: float | None = None
+    process: subprocess.Popen[bytes] = field(init=False)
+    watch: Watch = field(init=False)
+    reader: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.launched = time.monotonic()
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.watch = Watch(self.process.pid, self.ours, self.broker)
+        self.watch.start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.log.open("wb") as out:
+            for line in self.process.stdout:
+                if self.submitted is None and line.startswith(b"flink: submitting"):
+                    self.submitted = time.monotonic()
+                out.write(line)
+
+    def _wait(self) -> None:
+        self.process.wait()
+        self.ended = time.monotonic()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL to the run's own process group (the client, its JVM and the JVM's Python workers)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+    def result(self) -> dict[str, Any]:
+        figures = self.watch.finish()
+        self.kill()  # whatever of the group outlived the client
+        self.reader.join(10)
+        figures["exit_code"] = self.process.returncode
+        if self.submitted is not None:
+            figures["client_start_s"] = round(self.submitted - self.launched, 2)
+            if self.ended is not None:
+                figures["run_s"] = round(self.ended - self.submitted, 2)
+        return figures
+
+    def wait_bounded(self, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while self.ended is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"{self.name}: still running after {timeout:.0f} s\n{self.tail()}")
+            time.sleep(0.05)
+        figures = self.result()
+        if figures["exit_code"] != 0 or "run_s" not in figures:
+            raise RuntimeError(f"{self.name} exited with {figures['exit_code']}:\n{self.tail()}")
+        return figures
+
+
+def run_env(broker: Tansu, tmp: Path, name: str, parallelism: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "KAFKA_CONSUMER_GROUP_PREFIX": f"bench-{name}-{uuid.uuid4().hex[:8]}",
+        "FLINK_PARALLELISM": str(parallelism),
+        "FLINK_CHECKPOINT_DIR": str(tmp / f"checkpoints-{name}"),
+        "FLINK_JARS_DIR": os.environ.get("FLINK_JARS_DIR", str(ROOT / "var" / "flink-jars")),
+    }
+
+
+def ours(broker: Tansu) -> tuple[set[int], int]:
+    """The bench's own processes (not "others"), and the broker's pid."""
+    assert broker.process is not None
+    return {os.getpid(), broker.process.pid}, broker.process.pid
+
+
+# ---- Kafka ----
+
+
+async def create_topics(broker: Tansu, partitions: int) -> None:
+    settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                                  "KAFKA_TOPIC_PARTITIONS": str(partitions)})  # fmt: skip
+    await ensure_topics(settings, [EVENTS, *OUTPUTS])
+
+
+async def produce(broker: Tansu, records: list[tuple[bytes, bytes]]) -> dict[str, int]:
+    """Send in order; each partition's end offset (exclusive) from the acknowledgements."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        acks = await asyncio.gather(*[await producer.send(EVENTS, v, key=k) for k, v in records])
+    finally:
+        await producer.stop()
+    ends: dict[str, int] = {}
+    for ack in acks:
+        ends[str(ack.partition)] = max(ends.get(str(ack.partition), 0), ack.offset + 1)
+    return ends
+
+
+class Outputs:
+    """A consumer of the output topics, read between runs: what a run wrote (Tansu's end offsets are wrong, so
+    it reads until nothing came for a while)."""
+
+    def __init__(self, broker: Tansu) -> None:
+        self.consumer = AIOKafkaConsumer(*OUTPUTS, bootstrap_servers=broker.bootstrap, group_id=None,
+                                         auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+
+    async def drain(self, idle_seconds: float = 3.0) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        last = time.monotonic()
+        while time.monotonic() - last < idle_seconds:
+            for tp, records in (await self.consumer.getmany(timeout_ms=500, max_records=50_000)).items():
+                counts[tp.topic] = counts.get(tp.topic, 0) + len(records)
+                last = time.monotonic()
+        return counts
+
+
+# ---- 1. throughput ----
+
+
+async def throughput(args: argparse.Namespace, tmp: Path, parallelism: int) -> dict[str, Any]:
+    stream = [(f"{e['token']}:{e['distinct_id']}".encode(), orjson.dumps(e)) for e in generate(args.events)]
+    broker = Tansu().start()
+    try:
+        await create_topics(broker, parallelism)
+        ends = await produce(broker, stream)
+        if len(ends) != parallelism:
+            raise RuntimeError(f"the stream reached partitions {sorted(ends)}, not {parallelism}")
+        tiny = {p: min(TINY, o) for p, o in ends.items()}
+        total, small = sum(ends.values()), sum(tiny.values())
+        figures: dict[str, Any] = {
+            "messages": total,
+            "tiny_messages": small,
+            "partitions": ends,
+            "warnings": [],
+        }
+        commands = {
+            "job": [sys.executable, "-m", "flink.job", "--bounded-offsets"],
+            "passthrough": [
+                sys.executable,
+                str(ROOT / "bench" / "flink.py"),
+                "passthrough",
+                "--bounded-offsets",
+            ],
+        }
+        outputs = Outputs(broker)
+        await outputs.consumer.start()
+        try:
+            for size, offsets in (("tiny", tiny), ("full", ends)):
+                for what, argv in commands.items():
+                    name = f"p{parallelism}-{what}-{size}"
+                    load = os.getloadavg()[0]
+                    run = FlinkRun(name, [*argv, json.dumps(offsets)], run_env(broker, tmp, name, parallelism),
+                                   tmp / f"{name}.log", *ours(broker))  # fmt: skip
+                    result = await asyncio.to_thread(run.wait_bounded)
+                    result["output"] = await outputs.drain()
+                    result["load_1m_before"] = round(load, 2)
+                    figures[f"{what}_{size}"] = result
+                    print(f"  {name}: {result}", flush=True)
+                    read = sum(offsets.values())
+                    if what == "passthrough" and result["output"].get(PASSTHROUGH_TOPIC, 0) != read:
+                        figures["warnings"].append(f"{name} wrote {result['output']}, read {read}")
+                    if what == "job" and not result["output"].get(SESSIONS):
+                        raise RuntimeError(f"{name}: no sessions\n{run.tail()}")
+        finally:
+            await outputs.consumer.stop()
+        for what in commands:
+            seconds = figures[f"{what}_full"]["run_s"] - figures[f"{what}_tiny"]["run_s"]
+            figures[f"{what}_events_per_s"] = round((total - small) / seconds) if seconds > 0 else None
+        return figures
+    finally:
+        broker.stop()
+
+
+# ---- 2. delay ----
+
+
+@dataclass
+class Stream:
+    times: list[float]  # seconds after the start of sending, per message
+    records: list[tuple[bytes, bytes]]
+    sessions: dict[str, int]  # session id -> index of the message that lets the watermark pass its end
+
+
+def delay_stream(args: argparse.Namespace, settings: Settings) -> Stream:
+    """Users' visits (1-20 events 5 s-5 min apart, the next visit 31 min-3 h later), half with a
+    `$session_id` per visit and half without (the job's session windows, ids from session_uuid), in event
+    time running `speed` times the wall clock, thinned to a steady `rate` events/s over `seconds`."""
+    rng = random.Random(args.seed)
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    t0 = int(start.timestamp() * 1000)
+    span = int(args.seconds * args.speed * 1000)
+    target = int(args.rate * args.seconds)
+    events: list[tuple[int, dict[str, Any]]] = []
+    visits: list[tuple[str, list[int]]] = []  # (session id, event times sent)
+    user = 0
+    while len(events) < target:
+        user += 1
+        distinct_id, explicit = f"bench-{user:06d}", user % 2 == 0
+        t = t0 - 3 * 3_600_000 + rng.randrange(3 * 3_600_000)  # already busy when the window opens
+        while t < t0 + span:
+            visit_id, times = str(uuid.UUID(int=rng.getrandbits(128), version=4)), []
+            for _ in range(rng.randint(1, 20)):
+                if t0 <= t < t0 + span:
+                    props: dict[str, Any] = {"$current_url": f"https://shop.example/{rng.randrange(20)}",
+                                             "$browser": "Chrome", "$os": "Linux", "$device_type": "Desktop",
+                                             "$geoip_country_code": "DE"}  # fmt: skip
+                    if explicit:
+                        props["$session_id"] = visit_id
+                    moment = datetime.fromtimestamp(t / 1000, UTC)
+                    events.append((t, {
+                        "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "project_id": 1,
+                        "event": "$pageview", "distinct_id": distinct_id, "person_id": distinct_id,
+                        "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z",
+                        "protocol": "posthog", "token": "tok1", "properties": props, "person_properties": {},
+                    }))  # fmt: skip
+                    times.append(t)
+                t += rng.randrange(5_000, 300_000)
+            if times:
+                visits.append((visit_id if explicit else session_uuid(1, distinct_id, times[0]), times))
+            t += rng.randrange(31 * 60_000, 3 * 3_600_000)
+    events.sort(key=lambda e: e[0])
+    stamps = [t for t, _ in events]
+    gap, lateness = settings.session_gap_minutes * 60_000, settings.flink_lateness_seconds * 1000
+    sessions = {}
+    for session_id, times in visits:
+        # the window [first, last + gap) fires once the watermark, max event time - lateness, is >= its end - 1
+        closing = bisect.bisect_left(stamps, times[-1] + gap - 1 + lateness)
+        if closing < len(stamps):
+            sessions[session_id] = closing
+    return Stream(
+        times=[(t - t0) / 1000 / args.speed for t in stamps],
+        records=[(f"{e['token']}:{e['distinct_id']}".encode(), orjson.dumps(e)) for _, e in events],
+        sessions=sessions,
+    )
+
+
+async def delay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    broker = Tansu().start()
+    run: FlinkRun | None = None
+    try:
+        await create_topics(broker, 1)
+        env = run_env(broker, tmp, "p1-delay", 1)
+        settings = Settings.from_env(env)
+        stream = delay_stream(args, settings)
+        load = os.getloadavg()[0]
+        run = FlinkRun(
+            "p1-delay", [sys.executable, "-m", "flink.job"], env, tmp / "p1-delay.log", *ours(broker)
+        )
+        deadline = time.monotonic() + 180
+        while newest_checkpoint(Path(env["FLINK_CHECKPOINT_DIR"])) is None:  # running: a checkpoint is done
+            if not run.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the job has no checkpoint after 180 s:\n{run.tail()}")
+            await asyncio.sleep(0.2)
+        running = time.monotonic() - run.launched
+
+        arrived: dict[str, float] = {}
+        consumer = AIOKafkaConsumer(SESSIONS, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None, fetch_max_wait_ms=20)  # fmt: skip
+        await consumer.start()
+        done = asyncio.Event()
+
+        async def receive() -> None:
+            while not done.is_set():
+                batches = await consumer.getmany(timeout_ms=50, max_records=10_000)
+                now = time.monotonic()
+                for records in batches.values():
+                    for r in records:
+                        arrived.setdefault(orjson.loads(r.value)["session_id"], now)
+
+        receiver = asyncio.create_task(receive())
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
+        await producer.start()
+        sent = [0.0] * len(stream.records)
+        try:
+            began = time.monotonic()
+            i = 0
+            while i < len(stream.records):
+                due = time.monotonic() - began
+                while i < len(stream.records) and stream.times[i] <= due:
+                    sent[i] = time.monotonic()
+                    key, value = stream.records[i]
+                    await producer.send(EVENTS, value, key=key)
+                    i += 1
+                if not run.alive():
+                    raise RuntimeError(f"the job exited:\n{run.tail()}")
+                await asyncio.sleep(0.002)
+            await producer.flush()
+            sending = time.monotonic() - began
+            wait_until = time.monotonic() + args.drain
+            while set(stream.sessions) - set(arrived) and time.monotonic() < wait_until:
+                await asyncio.sleep(0.2)
+        finally:
+            done.set()
+            await receiver
+            await producer.stop()
+            await consumer.stop()
+        figures = run.watch.finish()
+        run.kill()
+        measured = sorted(
+            arrived[s] - sent[i]
+            for s, i in stream.sessions.items()
+            if s in arrived and sent[i] - began >= args.warmup
+        )
+        closable = sum(1 for i in stream.sessions.values() if sent[i] - began >= args.warmup)
+        q = lambda p: round(1000 * measured[min(len(measured) - 1, int(p * len(measured)))])  # noqa: E731
+        return {
+            "rate": args.rate,
+            "seconds": round(sending, 1),
+            "speed": args.speed,
+            "messages": len(stream.records),
+            "sessions_closed": len(stream.sessions),
+            "measured": len(measured),
+            "missing": closable - len(measured),
+            "unexpected_rows": len(set(arrived) - set(stream.sessions)),
+            "p50_ms": q(0.5) if measured else None,
+            "p99_ms": q(0.99) if measured else None,
+            "min_ms": round(1000 * measured[0]) if measured else None,
+            "max_ms": round(1000 * measured[-1]) if measured else None,
+            "job_running_after_s": round(running, 1),
+            "load_1m_before": round(load, 2),
+            **figures,
+        }
+    finally:
+        if run is not None:
+            run.kill()
+        broker.stop()
+
+
+# ---- the report ----
+
+
+def throughput_table(r: dict[str, Any]) -> list[str]:
+    head = ("", "job p1", "passthrough p1", "job p2", "passthrough p2")
+    runs = [(r[f"p{p}"], w) for p in (1, 2) for w in ("job", "passthrough")]
+
+    def row(label: str, get: Any) -> tuple[str, ...]:
+        return (label, *(str(get(t, w)) for t, w in runs))
+
+    def both(get: Any) -> Any:
+        return lambda t, w: "/".join(str(get(t[f"{w}_{s}"])) for s in ("tiny", "full"))
+
+    def ratio(t: dict[str, Any], w: str) -> str:
+        job, ceiling = t["job_events_per_s"], t["passthrough_events_per_s"]
+        return "(ceiling)" if w != "job" else f"{job / ceiling:.2f}" if job and ceiling else "-"
+
+    rows = [
+        row("events/s, start-up left out", lambda t, w: f"{t[f'{w}_events_per_s'] or 0:,}"),
+        row("ratio to the ceiling", ratio),
+        row("full run s, submitted -> exit", lambda t, w: t[f"{w}_full"]["run_s"]),
+        row("start-up s (tiny run): launch ->", lambda t, w: t[f"{w}_tiny"]["client_start_s"]),
+        row("  submitted, submitted -> exit", lambda t, w: t[f"{w}_tiny"]["run_s"]),
+        row("peak RSS MiB (tiny/full): JVM", both(lambda x: x["peak_rss_mib"].get("jvm", "-"))),
+        row("  Python client", both(lambda x: x["peak_rss_mib"].get("client", "-"))),
+        row("  Python UDF worker(s)", both(lambda x: x["peak_rss_mib"].get("worker", "-"))),
+        row("  all, at once", both(lambda x: x["peak_total_rss_mib"])),
+        row("CPU, cores (tiny/full): the run", both(lambda x: x["cores"])),
+        row("  the broker", both(lambda x: x["broker_cores"])),
+        row("  others (not this bench)", both(lambda x: x["others_cores"])),
+    ]  # fmt: skip
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]
+    ]
+    busy: dict[str, float] = {}
+    for t, w in runs:
+        for s in ("tiny", "full"):
+            for name, cores in t[f"{w}_{s}"]["others_busiest"].items():
+                busy[name] = max(busy.get(name, 0), cores)
+    return [
+        f"throughput: {r['p1']['messages']:,} messages (p1), {r['p2']['messages']:,} (p2) from "
+        f"tests/flink/traffic.py; tiny runs {r['p1']['tiny_messages']}/{r['p2']['tiny_messages']} messages",
+        "",
+        lines[0],
+        "-" * max(len(line) for line in lines),
+        *lines[1:],
+        f"busiest other processes in a run (cores): {busy or 'none >= 0.05'}",
+        *(f"WARNING: {w}" for p in (1, 2) for w in r[f"p{p}"]["warnings"]),
+    ]
+
+
+def delay_table(d: dict[str, Any], warmup: float) -> list[str]:
+    rss = d["peak_rss_mib"]
+    return [
+        f"delay, p1, {d['rate']:g} events/s for {d['seconds']} s, event time x{d['speed']:g}: "
+        f"p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms (min {d['min_ms']}, max {d['max_ms']}) over "
+        f"{d['measured']} sessions ({d['missing']} missing, {d['unexpected_rows']} unexpected rows)",
+        "  from sending the first event whose event time - FLINK_LATENESS_SECONDS reaches the session's end",
+        "  (its last event + SESSION_GAP_MINUTES) to reading its `sessions` row; sessions closed in the first",
+        f"  {warmup:g} s of sending left out. Job running (first checkpoint) {d['job_running_after_s']} s after launch.",
+        f"  peak RSS MiB: JVM {rss.get('jvm')}, Python client {rss.get('client')}, UDF worker(s) "
+        f"{rss.get('worker')}, all at once {d['peak_total_rss_mib']}; CPU, cores: the job {d['cores']}, the "
+        f"broker {d['broker_cores']}, others {d['others_cores']}"
+        f"{' ' + str(d['others_busiest']) if d['others_busiest'] else ''}, 1-min load before {d['load_1m_before']}",
+    ]
+
+
+def table(r: dict[str, Any]) -> str:
+    c = r["config"]
+    lines = [f"bench/flink.py: {c['cpus']} CPUs, FLINK_JVM_HEAP={c['jvm_heap']}, ~{c['event_bytes']} B per event, "
+             f"load average before {c['load_before']}", ""]  # fmt: skip
+    if "p1" in r:
+        lines += [*throughput_table(r), ""]
+    if "delay" in r:
+        lines += delay_table(r["delay"], c["warmup"])
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    settings = Settings.from_env()
+    sample = generate(2_000)
+    result: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {
+            "events": args.events,
+            "cpus": os.cpu_count(),
+            "jvm_heap": settings.flink_jvm_heap,
+            "event_bytes": round(sum(len(orjson.dumps(e)) for e in sample) / len(sample)),
+            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "warmup": args.warmup,
+        },
+    }
+    if "throughput" in args.parts:
+        for parallelism in (1, 2):
+            print(f"throughput at parallelism {parallelism}", flush=True)
+            result[f"p{parallelism}"] = await throughput(args, tmp, parallelism)
+    if "delay" in args.parts:
+        print("delay at parallelism 1", flush=True)
+        result["delay"] = await delay(args, tmp)
+        print(f"  {result['delay']}", flush=True)
+    return result
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["passthrough"]:
+        parser = argparse.ArgumentParser(prog="bench/flink.py passthrough")
+        parser.add_argument("--bounded-offsets")
+        passthrough(parser.parse_args(sys.argv[2:]).bounded_offsets)
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="throughput stream (traffic.py target)")
+    parser.add_argument("--rate", type=float, default=500, help="delay: events/s sent")
+    parser.add_argument("--seconds", type=float, default=60, help="delay: seconds of sending")
+    parser.add_argument("--speed", type=float, default=300, help="delay: event seconds per wall second")
+    parser.add_argument("--warmup", type=float, default=10, help="delay: seconds of sending not measured")
+    parser.add_argument("--drain", type=float, default=30, help="delay: seconds to wait for the last rows")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--parts", default="throughput,delay", help="what to run: throughput, delay or both")
+    parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench" / "flink.json")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-flink-") as tmp:
+        result = asyncio.run(run(args, Path(tmp)))
+    result["bench_seconds"] = round(time.monotonic() - started)
+    print(table(result))
+    print(f"bench {result['bench_seconds']} s")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
