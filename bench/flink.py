@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from flink.job import bounded_offsets, configuration, newest_checkpoint, session_uuid, statements
+from flink.job import configuration, newest_checkpoint, session_uuid, sql_params, statements
 from tests.components import Tansu
 from tests.flink.traffic import generate
 from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS, ensure_topics
@@ -78,23 +78,8 @@ RUN_TIMEOUT = 900.0
 
 
 def job_params(settings: Settings, bounded: str | None) -> dict[str, str]:
-    """The parameters flink/job.py fills sql/flink/tables.sql with."""
-    clause = ""
-    if bounded:
-        clause = (", 'scan.bounded.mode' = 'specific-offsets', "
-                  f"'scan.bounded.specific-offsets' = '{bounded_offsets(bounded)}'")  # fmt: skip
-    return {
-        "bootstrap": settings.kafka_bootstrap_servers,
-        "group": f"{settings.kafka_consumer_group_prefix}-flink",
-        "events_topic": EVENTS,
-        "sessions_topic": SESSIONS,
-        "counts_topic": EVENT_COUNTS_1M,
-        "late_topic": LATE_EVENTS,
-        "bounded": clause,
-        "lateness_seconds": str(settings.flink_lateness_seconds),
-        "session_gap_minutes": str(settings.session_gap_minutes),
-        "passthrough_topic": PASSTHROUGH_TOPIC,
-    }
+    """The parameters flink/job.py fills sql/flink/tables.sql with, and the passthrough's topic."""
+    return {**sql_params(settings, bounded), "passthrough_topic": PASSTHROUGH_TOPIC}
 
 
 def passthrough(bounded: str | None) -> None:

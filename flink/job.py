@@ -48,6 +48,25 @@ def statements(name: str, params: dict[str, str]) -> list[str]:
     return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
 
 
+def sql_params(settings: Settings, bounded: str | None) -> dict[str, str]:
+    """What sql/flink/*.sql's `{{param}}`s are filled with; `bounded`: end offsets as --bounded-offsets."""
+    clause = ""
+    if bounded:
+        clause = (", 'scan.bounded.mode' = 'specific-offsets', "
+                  f"'scan.bounded.specific-offsets' = '{bounded_offsets(bounded)}'")  # fmt: skip
+    return {
+        "bootstrap": settings.kafka_bootstrap_servers,
+        "group": f"{settings.kafka_consumer_group_prefix}-flink",
+        "events_topic": EVENTS,
+        "sessions_topic": SESSIONS,
+        "counts_topic": EVENT_COUNTS_1M,
+        "late_topic": LATE_EVENTS,
+        "bounded": clause,
+        "lateness_seconds": str(settings.flink_lateness_seconds),
+        "session_gap_minutes": str(settings.session_gap_minutes),
+    }
+
+
 def newest_checkpoint(directory: Path) -> Path | None:
     """The newest completed checkpoint (`<job id>/chk-N` with its `_metadata`) under the directory."""
     done = list(directory.glob("*/chk-*/_metadata"))
@@ -126,21 +145,7 @@ def main() -> None:
     for key, value in configuration(settings, restore, local).items():
         env.get_config().set(key, value)
     env.create_temporary_function("session_uuid", udf(session_uuid, result_type=DataTypes.STRING()))
-    bounded = ""
-    if args.bounded_offsets:
-        bounded = (", 'scan.bounded.mode' = 'specific-offsets', "
-                   f"'scan.bounded.specific-offsets' = '{bounded_offsets(args.bounded_offsets)}'")  # fmt: skip
-    params = {
-        "bootstrap": settings.kafka_bootstrap_servers,
-        "group": f"{settings.kafka_consumer_group_prefix}-flink",
-        "events_topic": EVENTS,
-        "sessions_topic": SESSIONS,
-        "counts_topic": EVENT_COUNTS_1M,
-        "late_topic": LATE_EVENTS,
-        "bounded": bounded,
-        "lateness_seconds": str(settings.flink_lateness_seconds),
-        "session_gap_minutes": str(settings.session_gap_minutes),
-    }
+    params = sql_params(settings, args.bounded_offsets)
     for statement in statements("tables", params):
         env.execute_sql(statement)
     inserts = env.create_statement_set()
