@@ -1,10 +1,13 @@
-.PHONY: up down setup test lint format bench clean
+.PHONY: up down setup test lint format bench clean status
 
 up:
 	scripts/up.sh
 
 down:
 	scripts/down.sh
+
+status:
+	bash -c 'source scripts/env.sh && exec .venv/bin/python -m workers status'
 
 setup:
 	scripts/setup.sh

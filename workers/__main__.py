@@ -5,6 +5,8 @@ dlq --list | --replay [filters]           inspect or replay what the stages park
 migrate                                   apply the Postgres and ClickHouse migrations, then exit
 admin create-project --name N [--timezone TZ] [--token T] [--api-key K]
 supervisord | systemd DIR                 print supervisord.conf, or write the systemd units into DIR
+reconcile [--hours N]                     accepted events vs stored, parked and blocked, per project and hour
+status                                    processes, lag per stage, freshness, the DLQ, the last reconciliation
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 import orjson
 
-from workers import deploy, runtime
+from workers import deploy, reconcile, runtime, status
 from workers.registry import WORKERS
 from workers.settings import Settings, SettingsError
 
@@ -74,6 +76,13 @@ def main(argv: list[str]) -> int:
     create.add_argument("--timezone", default="UTC")
     create.add_argument("--token", help="capture token (default: generated)")
     create.add_argument("--api-key", help="query API key (default: generated)")
+    # issue 10: freshness and reconciliation
+    reconcile.add_arguments(
+        commands.add_parser("reconcile", help="compare accepted events with what became of them")
+    )
+    commands.add_parser(
+        "status", help="processes, lag per stage, freshness, the DLQ, the last reconciliation"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -88,6 +97,11 @@ def main(argv: list[str]) -> int:
         for path in deploy.write_systemd_units(args.directory):
             print(path)
         return 0
+    if args.command in ("reconcile", "status"):
+        runtime.configure_logging("warning")  # a command's output is what it prints
+        return asyncio.run(
+            (reconcile.command if args.command == "reconcile" else status.command)(settings, args)
+        )
     if args.command in WORKERS:
         worker = WORKERS[args.command]
         once = worker.command(settings, args) if worker.command is not None else None

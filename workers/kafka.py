@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
-from workers.metrics import CONSUMER_LAG, KAFKA_PRODUCE_ERRORS, KAFKA_PRODUCE_SECONDS, KAFKA_PRODUCED
+from workers.metrics import KAFKA_PRODUCE_ERRORS, KAFKA_PRODUCE_SECONDS, KAFKA_PRODUCED
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,7 @@ DEAD_LETTER = "dead_letter"
 SESSIONS = "sessions"  # the Flink job's outputs (flink/job.py)
 EVENT_COUNTS_1M = "event_counts_1m"
 LATE_EVENTS = "late_events"
+ACCEPTED_COUNTS = "accepted_counts"  # issue 10: capture's running totals per project and hour
 TOPICS = (
     EVENTS_RAW,
     EVENTS,
@@ -39,6 +40,7 @@ TOPICS = (
     SESSIONS,
     EVENT_COUNTS_1M,
     LATE_EVENTS,
+    ACCEPTED_COUNTS,
 )
 
 Headers = Sequence[tuple[str, bytes]]
@@ -51,6 +53,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+    partition: int | None = None  # explicit (modulo the topic's partitions); else by key, as aiokafka hashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +127,13 @@ class Producer:
         self._timeout = timeout_seconds
         self._confirm_topics = confirm_topics
         self._partitions: dict[tuple[bytes, int], int] = {}  # aiokafka's murmur2 is pure Python: remember
+        # (topic, partition) -> the offset after the highest this producer had acknowledged (workers.lag)
+        self.produced: dict[tuple[str, int], int] = {}
 
-    def _partition(self, key: bytes | None, partitions: list[int]) -> int:
+    def _partition(self, record: Record, partitions: list[int]) -> int:
+        if record.partition is not None:
+            return partitions[record.partition % len(partitions)]
+        key = record.key
         if key is None:
             return int(DefaultPartitioner()(None, partitions, partitions))
         cache_key = (key, len(partitions))
@@ -152,7 +160,7 @@ class Producer:
                 partitions = sorted(await self._producer.partitions_for(topic))
                 send = self._producer.send
                 futures = [
-                    await send(topic, r.value, key=r.key, partition=self._partition(r.key, partitions),
+                    await send(topic, r.value, key=r.key, partition=self._partition(r, partitions),
                                headers=list(r.headers) or None)
                     for r in records
                 ]  # fmt: skip
@@ -166,6 +174,21 @@ class Producer:
             raise ProduceFailed(f"{type(exc).__name__}: {exc}", refuses_data=too_large) from exc
         KAFKA_PRODUCE_SECONDS.labels(topic).observe(time.perf_counter() - started)
         KAFKA_PRODUCED.labels(topic).inc(len(records))
+        for meta in outcomes:  # Tansu's end offsets are wrong, the offsets it acknowledges are right
+            key = (topic, meta.partition)  # type: ignore[union-attr]
+            self.produced[key] = max(self.produced.get(key, 0), meta.offset + 1)  # type: ignore[union-attr]
+
+    async def partitions(self, topic: str) -> list[int]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return sorted(await self._producer.partitions_for(topic))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise ProduceFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def forget(self, topic: str) -> None:
+        """The topic was (re)created: offsets acknowledged before belong to a log that is gone."""
+        for key in [k for k in self.produced if k[0] == topic]:
+            del self.produced[key]
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -188,6 +211,7 @@ async def start_producer(settings: Settings) -> Producer:
     await producer.start()
     if not settings.kafka_confirm_topics:
         return Producer(producer, settings.kafka_produce_timeout_seconds)
+    confirmed: Producer | None = None
 
     async def fetch() -> set[str]:
         return set((await producer.client.fetch_all_metadata()).topics())
@@ -198,8 +222,11 @@ async def start_producer(settings: Settings) -> Producer:
         if topic not in await fresh.get():
             log.warning("topic_missing", topic=topic, action="create")
             await ensure_topics(settings, list(dict.fromkeys([*TOPICS, topic])))
+            if confirmed is not None:
+                confirmed.forget(topic)
 
-    return Producer(producer, settings.kafka_produce_timeout_seconds, confirm)
+    confirmed = Producer(producer, settings.kafka_produce_timeout_seconds, confirm)
+    return confirmed
 
 
 async def ensure_topics(settings: Settings, topics: Sequence[str] = TOPICS) -> None:
@@ -273,12 +300,14 @@ class KafkaConsumer:
             for records in batches.values()
             for m in records
         ]
-        for tp, records in batches.items():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None and records:
-                lag = max(0, highwater - records[-1].offset - 1)
-                CONSUMER_LAG.labels(self._stage, tp.topic, tp.partition).set(lag)
         return messages
+
+    async def committed(self) -> dict[tuple[str, int], int]:
+        """The group's committed offset of each partition assigned to this consumer (0 if none yet)."""
+        return {
+            (tp.topic, tp.partition): await self._consumer.committed(tp) or 0
+            for tp in sorted(self._consumer.assignment())
+        }
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
@@ -312,3 +341,25 @@ async def start_consumer(
     consumer.subscribe(list(topics), listener=_Rebalance(on_revoked))
     await consumer.start()
     return KafkaConsumer(consumer, stage, topics, settings.kafka_topic_check_seconds)
+
+
+async def group_committed(
+    settings: Settings, group: str, topics: Sequence[str]
+) -> dict[tuple[str, int], int]:
+    """A consumer group's committed offsets on every partition of these topics (0 where it has none), read
+    without joining the group (Tansu 0.6 does not answer the admin client's OffsetFetch)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        existing = await consumer.topics()
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in existing
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        return {(tp.topic, tp.partition): await consumer.committed(tp) or 0 for tp in sorted(partitions)}
+    finally:
+        await consumer.stop()

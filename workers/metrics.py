@@ -67,7 +67,7 @@ CONSUMER_ISOLATIONS = Counter(
 CONSUMER_COMMITS = Counter("ua_consumer_commits_total", "Offset commits", ["stage"])
 CONSUMER_LAG = Gauge(
     "ua_consumer_lag_messages",
-    "Highwater minus position, where the broker reports it",
+    "Messages produced (the producers' acknowledged offsets, workers.lag) minus the group's committed offset",
     ["stage", "topic", "partition"],
 )
 DEAD_LETTERS = Counter(
@@ -137,4 +137,25 @@ DLQ_MESSAGES = Gauge(
     "ua_dlq_messages",
     "Indexed dead letters by stage, reason and state, as of the last refresh",
     ["stage", "reason", "state"],
+)
+
+
+# issue 10: freshness and reconciliation (the writer; the lag above is measured by workers.lag)
+PIPELINE_FRESHNESS = Gauge(
+    "ua_pipeline_freshness_seconds",
+    "Now minus the capture time of the newest stored heartbeat, for the stalest partition of events_raw",
+)
+PIPELINE_FRESHNESS.set(float("nan"))  # unknown until the writer has read the stored heartbeats
+PIPELINE_PARTITION_FRESHNESS = Gauge(
+    "ua_pipeline_partition_freshness_seconds",
+    "Now minus the capture time of the newest stored heartbeat of this events_raw partition",
+    ["partition"],
+)
+RECONCILE_MISSING = Gauge(
+    "ua_reconcile_missing_events",
+    "Accepted by capture minus stored, parked and blocked, per project and hour, as of the last run (0s not listed)",
+    ["project_id", "hour"],
+)
+RECONCILE_LAST_RUN = Gauge(
+    "ua_reconcile_last_run_timestamp_seconds", "When the writer's last reconciliation finished (Unix time)"
 )

@@ -18,15 +18,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 import structlog
 
-from workers import contract
+from workers import contract, lag, opsql
 from workers.consume import ConsumeLoop, DeadLetterLimits, KafkaDeadLetters, LoopConfig
 from workers.enrich import GeoIP, RulesCache, add_user_agent
+from workers.freshness import instance_id, is_heartbeat, passed_on
 from workers.identity import Key, Person, PersonId, Plan, Walk, first_version, junk_reason, link_of
 from workers.kafka import (
     EVENTS,
@@ -260,6 +262,18 @@ class PersonStore:
         for r in moved:
             self._cache_id((r["project_id"], r["distinct_id"]), str(r["person_id"]))
 
+    async def dropped(self, events: list[dict[str, Any]], reason: str) -> None:
+        """Record events dropped on purpose, for the reconciliation (workers.reconcile); idempotent."""
+        async with self._pool.acquire() as conn:
+            PERSONS_POSTGRES_STATEMENTS.inc()
+            await conn.execute(
+                opsql.postgres("drop_event.sql"),
+                [e["project_id"] for e in events],
+                [e["uuid"] for e in events],
+                [_hour(e) for e in events],
+                [reason] * len(events),
+            )
+
     def forget(self) -> None:
         self._ids.clear()
         self._persons.clear()
@@ -270,6 +284,13 @@ class PersonStore:
         while len(self._ids) > self._cache_size:
             _, evicted = self._ids.popitem(last=False)
             self._persons.pop(evicted, None)  # a person may hold other cached ids: they reload on next use
+
+
+def _hour(event: dict[str, Any]) -> datetime:
+    """The UTC hour of the event's timestamp, as capture counted it (workers.freshness.AcceptedCounts)."""
+    moment = contract.instant(event, "timestamp")
+    assert moment is not None
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _changes(plan: Plan, moved: list[asyncpg.Record]) -> list[Output]:
@@ -329,10 +350,15 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
     async def process(batch: list[Message]) -> list[Result[list[Output]]]:
         results: list[Result[list[Output]]] = []
         events: list[tuple[int, dict[str, Any]]] = []  # (index in batch, event)
-        parsed = [parse_raw_event(m.value, limits) for m in batch]
+        blocked: list[dict[str, Any]] = []
+        # None: a heartbeat (workers.freshness)
+        parsed = [None if is_heartbeat(m) else parse_raw_event(m.value, limits) for m in batch]
         projects = await store.known_projects({e["project_id"] for e in parsed if isinstance(e, dict)})
         rules = await enrichment.rules.current() if enrichment is not None else None
         for index, event in enumerate(parsed):
+            if event is None:  # issue 10: on to the same partition of events, untouched
+                results.append(Ok([(EVENTS, passed_on(batch[index]))]))
+                continue
             if isinstance(event, DeadLetter):
                 results.append(event)
                 continue
@@ -341,6 +367,7 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
                 continue
             if rules is not None and rules.is_blocked(event):
                 BLOCKED_EVENTS.labels(str(event["project_id"]), event["event"]).inc()
+                blocked.append(event)
                 results.append(Drop("blocked_event"))
                 continue
             if enrichment is not None:
@@ -352,6 +379,8 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
                 continue
             results.append(Ok([]))
             events.append((index, event))
+        if blocked:
+            await store.dropped(blocked, "blocked_event")
         if not events:
             return results
         outcomes = await store.walk([e for _, e in events])
@@ -412,9 +441,14 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     loop = ConsumeLoop(config, process, sink, KafkaDeadLetters(producer, STAGE))
     consumer = await start_consumer(settings, STAGE, [EVENTS_RAW], loop.flush)
     log.info("persons_consuming", topic=EVENTS_RAW, outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])
+    tracking = asyncio.create_task(
+        lag.track(pool, instance_id(STAGE), producer.produced, settings.heartbeat_seconds, stopping, STAGE,
+                  consumer.committed)
+    )  # fmt: skip
     try:
         await loop.run(consumer, stopping)
     finally:
+        tracking.cancel()
         await consumer.stop()
         await producer.stop()
         await pool.close()

@@ -150,6 +150,7 @@ WORKERS = {
                 "project_cache_seconds",
                 "event_max_",
                 "dev_token",
+                "heartbeat_seconds",  # issue 10: freshness and reconciliation
             ),
         ),
         Worker(
@@ -158,14 +159,29 @@ WORKERS = {
             "person_distinct_ids",
             _persons,
             (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_persons_"),
-            (*_COMMON_SETTINGS, *_CONSUMER_SETTINGS, "postgres_dsn", "persons_", "geoip_database_path"),
+            (
+                *_COMMON_SETTINGS,
+                *_CONSUMER_SETTINGS,
+                "postgres_dsn",
+                "persons_",
+                "geoip_database_path",
+                "heartbeat_seconds",
+            ),
         ),
         Worker(
             "writer",
             "events, persons, person_distinct_ids, sessions, event_counts_1m, late_events -> ClickHouse (and the"
             " query API with chdb://)",
             _writer,
-            (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_writer_", "ua_clickhouse_", "ua_query_"),
+            (
+                *_COMMON_METRICS,
+                *_CONSUMER_METRICS,
+                "ua_writer_",
+                "ua_clickhouse_",
+                "ua_query_",
+                "ua_pipeline_",
+                "ua_reconcile_",
+            ),
             (
                 *_COMMON_SETTINGS,
                 *_CONSUMER_SETTINGS,
@@ -175,6 +191,8 @@ WORKERS = {
                 "query_",
                 "dev_api_key",
                 "admin_api_key",
+                "heartbeat_seconds",  # issue 10: freshness and reconciliation
+                "reconcile_",
             ),
         ),
         Worker(
@@ -190,7 +208,7 @@ WORKERS = {
             "dead_letter -> an index in Postgres; --list and --replay for operators",
             _dlq,
             (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_dlq_"),
-            (*_COMMON_SETTINGS, "sink_retry_", "postgres_dsn", "dlq_"),
+            (*_COMMON_SETTINGS, "sink_retry_", "postgres_dsn", "dlq_", "heartbeat_seconds"),
             add_arguments=_dlq_arguments,
             command=_dlq_command,
         ),

@@ -146,6 +146,11 @@ class Settings:
     flink_jars_dir: str
     flink_rest_port: int
     flink_metrics_port: int
+    # issue 10: freshness and reconciliation
+    heartbeat_seconds: float
+    reconcile_interval_seconds: float
+    reconcile_hours: int
+    reconcile_settle_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -224,4 +229,9 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flink_jars_dir": ("var/flink-jars", _nonempty),
     "flink_rest_port": ("8081", _port),
     "flink_metrics_port": ("9105", _port),
+    # issue 10: freshness and reconciliation
+    "heartbeat_seconds": ("5", _float(0.05, 3600)),
+    "reconcile_interval_seconds": ("3600", _float(0, 7 * 86400)),
+    "reconcile_hours": ("24", _int(1, 24 * 366)),
+    "reconcile_settle_seconds": ("300", _float(0, 86400)),
 }

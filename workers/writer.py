@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,10 +19,21 @@ import asyncpg
 import orjson
 import structlog
 
-from workers import contract
+from workers import contract, lag, opsql, reconcile
 from workers.clickhouse import ClickHouse
 from workers.consume import ConsumeLoop, DeadLetterLimits, KafkaDeadLetters, LoopConfig
+from workers.freshness import (
+    ACCEPTED_COLUMNS,
+    HEARTBEAT_COLUMNS,
+    HEARTBEATS_TABLE,
+    Freshness,
+    accepted_row,
+    heartbeat_row,
+    instance_id,
+    is_heartbeat,
+)
 from workers.kafka import (
+    ACCEPTED_COUNTS,
     EVENT_COUNTS_1M,
     EVENTS,
     LATE_EVENTS,
@@ -65,7 +77,10 @@ TABLES = {
     SESSIONS: SESSION_COLUMNS,
     EVENT_COUNTS_1M: EVENT_COUNT_COLUMNS,
     LATE_EVENTS: LATE_EVENT_COLUMNS,
+    ACCEPTED_COUNTS: ACCEPTED_COLUMNS,  # issue 10: freshness and reconciliation
+    HEARTBEATS_TABLE: HEARTBEAT_COLUMNS,  # from `events`: heartbeats are messages of that topic
 }
+TOPICS = [table for table in TABLES if table != HEARTBEATS_TABLE]
 Row = tuple[Any, ...]
 
 
@@ -180,6 +195,8 @@ ROW_OF = {
     SESSIONS: session_row,
     EVENT_COUNTS_1M: event_count_row,
     LATE_EVENTS: late_event_row,
+    ACCEPTED_COUNTS: lambda value, limits: accepted_row(value, limits, STAGE),
+    HEARTBEATS_TABLE: lambda value, _: heartbeat_row(value),
 }
 
 
@@ -205,8 +222,9 @@ def make_to_rows(limits: Limits, zones: ProjectZones):  # type: ignore[no-untype
         """Each message as (table, row); the table is named after the topic."""
         results: list[Result[tuple[str, Row]]] = []
         for message in batch:
+            table = HEARTBEATS_TABLE if is_heartbeat(message) else message.topic
             try:
-                results.append(Ok((message.topic, ROW_OF[message.topic](message.value, limits))))
+                results.append(Ok((table, ROW_OF[table](message.value, limits))))
             except contract.Invalid as exc:
                 results.append(DeadLetter(exc.reason, f"{message.topic}: {exc.detail}"))
         counted = {r.value[1][0] for r in results if isinstance(r, Ok) and r.value[0] == EVENT_COUNTS_1M}
@@ -233,10 +251,11 @@ async def load_time_zones(pool: asyncpg.Pool) -> dict[int, str]:
 
 
 class TablesSink:
-    """Inserts each table's rows of a batch, one insert per table."""
+    """Inserts each table's rows of a batch, one insert per table; `freshness` learns of stored heartbeats."""
 
-    def __init__(self, ch: ClickHouse) -> None:
+    def __init__(self, ch: ClickHouse, freshness: Freshness | None = None) -> None:
         self._ch = ch
+        self._freshness = freshness
 
     async def write(self, items: Sequence[tuple[str, Row]]) -> None:
         by_table: dict[str, list[Row]] = {}
@@ -245,13 +264,15 @@ class TablesSink:
         for table, rows in by_table.items():
             await self._ch.insert(table, TABLES[table], rows)
         WRITER_LATE_EVENTS.inc(len(by_table.get(LATE_EVENTS, ())))
+        if self._freshness is not None:
+            self._freshness.stored(by_table.get(HEARTBEATS_TABLE, ()))
 
 
 async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> None:
     await migrate_clickhouse(ch)
     await ensure_topics(settings)
     producer = await start_producer(settings)  # for dead letters
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
     config = LoopConfig(
         STAGE,
         settings.writer_batch_max_rows,
@@ -262,12 +283,24 @@ async def main(settings: Settings, stopping: asyncio.Event, ch: ClickHouse) -> N
         limits=DeadLetterLimits.from_settings(settings),
     )
     to_rows = make_to_rows(Limits.from_settings(settings), ProjectZones(lambda: load_time_zones(pool)))
-    loop = ConsumeLoop(config, to_rows, TablesSink(ch), KafkaDeadLetters(producer, STAGE))
-    consumer = await start_consumer(settings, STAGE, list(TABLES), loop.flush)
-    log.info("writer_consuming", topics=list(TABLES), tables=list(TABLES))
+    freshness = Freshness()
+    newest = await ch.query(opsql.clickhouse("newest_heartbeats.sql"))
+    freshness.stored([(None, r["partition"], datetime.fromtimestamp(r["micros"] / 1e6, UTC)) for r in newest])
+    loop = ConsumeLoop(config, to_rows, TablesSink(ch, freshness), KafkaDeadLetters(producer, STAGE))
+    consumer = await start_consumer(settings, STAGE, TOPICS, loop.flush)
+    log.info("writer_consuming", topics=TOPICS, tables=list(TABLES))
+    background = [
+        asyncio.create_task(
+            lag.track(pool, instance_id(STAGE), producer.produced, settings.heartbeat_seconds, stopping, STAGE,
+                      consumer.committed)
+        ),
+        asyncio.create_task(reconcile.every(settings, ch.query, pool, stopping)),
+    ]  # fmt: skip
     try:
         await loop.run(consumer, stopping)
     finally:
+        for task in background:
+            task.cancel()
         await consumer.stop()
         await producer.stop()
         await pool.close()

@@ -22,9 +22,19 @@ import orjson
 import structlog
 from aiohttp import web
 
+from workers import lag
 from workers.capture import Event, EventError, Rejected, amplitude, posthog
 from workers.capture.decode import decode_payload
-from workers.kafka import EVENTS_RAW, ProduceFailed, Record, ensure_topics, start_producer
+from workers.freshness import AcceptedCounts, heartbeats, instance_id
+from workers.kafka import (
+    ACCEPTED_COUNTS,
+    EVENTS_RAW,
+    ProduceFailed,
+    Producer,
+    Record,
+    ensure_topics,
+    start_producer,
+)
 from workers.metrics import (
     CAPTURE_EVENTS,
     CAPTURE_REQUEST_BYTES,
@@ -58,9 +68,12 @@ class ProjectLookup(Protocol):
     async def by_token(self, token: str) -> Project | None: ...
 
 
-def create_app(settings: Settings, producer: EventProducer, projects: ProjectLookup) -> web.Application:
-    """The capture routes. Serve it with `serve` (it turns off aiohttp's own, unbounded decompression)."""
-    capture = _Capture(settings, producer, projects)
+def create_app(
+    settings: Settings, producer: EventProducer, projects: ProjectLookup, counts: AcceptedCounts | None = None
+) -> web.Application:
+    """The capture routes. Serve it with `serve` (it turns off aiohttp's own, unbounded decompression).
+    `counts` tallies the accepted events (workers.freshness)."""
+    capture = _Capture(settings, producer, projects, counts or AcceptedCounts(instance_id("capture")))
     app = web.Application(client_max_size=settings.capture_max_body_bytes, middlewares=[_observe])
     for path in POSTHOG_PATHS:
         for route in (path, path + "/"):
@@ -104,13 +117,58 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         cleanup.push_async_callback(pool.close)
         producer = await start_producer(settings)
         cleanup.push_async_callback(producer.stop)
-        app = create_app(settings, producer, ProjectCache(pool, settings.project_cache_seconds))
+        source = instance_id("capture")
+        counts = AcceptedCounts(source)
+        # issue 10: heartbeats, accepted counts and produced offsets every HEARTBEAT_SECONDS; at the end, once
+        # the requests in flight are answered, the ticks stop and the last counts go out
+        cleanup.push_async_callback(_every, 0, None, beat, producer, counts, source)
+        done = asyncio.Event()
+        ticks = [
+            asyncio.create_task(_every(settings.heartbeat_seconds, done, beat, producer, counts, source)),
+            asyncio.create_task(lag.track(pool, source, producer.produced, settings.heartbeat_seconds, done)),
+        ]
+        cleanup.push_async_callback(_wait, ticks)
+        cleanup.callback(done.set)
+        app = create_app(settings, producer, ProjectCache(pool, settings.project_cache_seconds), counts)
         drain = settings.drain_timeout_seconds * 0.8  # leaves the rest for the producer and the pool
         runner = await serve(app, settings.capture_host, settings.capture_port, drain)
         cleanup.push_async_callback(runner.cleanup)
         log.info("capture_listening", host=settings.capture_host, port=settings.capture_port)
         await stopping.wait()
         log.info("capture_draining")
+
+
+async def beat(producer: Producer, counts: AcceptedCounts, source: str) -> None:
+    """A heartbeat to each partition of events_raw, then the accepted totals that changed since the last."""
+    now = datetime.now(UTC)
+    await producer.send_all(EVENTS_RAW, heartbeats(source, await producer.partitions(EVENTS_RAW), now))
+    records = counts.records(now)
+    if records:
+        await producer.send_all(ACCEPTED_COUNTS, records)
+        counts.sent(records)
+
+
+async def _wait(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks)
+
+
+async def _every(
+    seconds: float, stopping: asyncio.Event | None, step: Callable[..., Awaitable[None]], *args: object
+) -> None:
+    """`step(*args)` every `seconds` until `stopping` (once if None); a failure (Kafka down) is logged and
+    tried again at the next."""
+    while True:
+        try:
+            await step(*args)
+        except (ProduceFailed, OSError, TimeoutError) as exc:
+            log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+        if stopping is None:
+            return
+        try:
+            await asyncio.wait_for(stopping.wait(), seconds)
+            return
+        except TimeoutError:
+            pass
 
 
 @dataclass(slots=True)
@@ -122,10 +180,13 @@ class _Tally:
 
 
 class _Capture:
-    def __init__(self, settings: Settings, producer: EventProducer, projects: ProjectLookup) -> None:
+    def __init__(
+        self, settings: Settings, producer: EventProducer, projects: ProjectLookup, counts: AcceptedCounts
+    ) -> None:
         self._settings = settings
         self._producer = producer
         self._projects = projects
+        self._counts = counts
         self._limits = Limits.from_settings(settings)
 
     async def posthog(self, request: web.Request) -> web.Response:
@@ -311,6 +372,7 @@ class _Capture:
             raise Rejected(
                 503, "kafka_unavailable", "Kafka did not acknowledge the events; retry later"
             ) from exc
+        self._counts.add(events)
 
 
 def client_ip(request: web.Request) -> str | None:

@@ -18,8 +18,10 @@ import asyncpg
 import orjson
 import structlog
 
+from workers import lag
 from workers.consume import ConsumeLoop, LoopConfig
 from workers.dlq.sql import statement
+from workers.freshness import instance_id
 from workers.kafka import DEAD_LETTER, Message, ensure_topics, start_consumer
 from workers.metrics import DLQ_INDEXED, DLQ_MESSAGES, DLQ_UNINDEXABLE
 from workers.migrate import migrate_postgres
@@ -177,10 +179,17 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     loop = ConsumeLoop(config, process, Index(pool), Unindexable())
     consumer = await start_consumer(settings, STAGE, [DEAD_LETTER], loop.flush)
     gauge = asyncio.create_task(_refresh_gauge_forever(pool))
+    # issue 10: its lag (it produces nothing while it runs: replays are the dlq commands')
+    tracking = asyncio.create_task(
+        lag.track(
+            pool, instance_id(STAGE), {}, settings.heartbeat_seconds, stopping, STAGE, consumer.committed
+        )
+    )
     log.info("dlq_consuming", topic=DEAD_LETTER, max_attempts=max_attempts)
     try:
         await loop.run(consumer, stopping)
     finally:
         gauge.cancel()
+        tracking.cancel()
         await consumer.stop()
         await pool.close()
