@@ -81,7 +81,7 @@ async def run(query: Query, pool: asyncpg.Pool, hours: int, settle_seconds: floa
     parked: dict[Key, int] = {}
     # an event may be parked before its hour starts (a timestamp up to 23 h ahead): look a day further back
     for row in await pool.fetch(opsql.postgres("parked_events.sql"), since - timedelta(days=1)):
-        key = _parked_key(row["value"])
+        key = parked_key(row["value"])
         if key is not None and key[1] >= epoch:
             parked[key] = parked.get(key, 0) + 1
     settled_before = now.timestamp() - settle_seconds
@@ -99,7 +99,7 @@ def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[Key, int]:
     return {(int(r["project_id"]), int(r["hour"])): int(r["events"]) for r in rows}
 
 
-def _parked_key(value: bytes) -> Key | None:
+def parked_key(value: bytes) -> Key | None:
     """(project, hour) of a parked event, if its bytes say (a value that is not such an event: None)."""
     try:
         event = orjson.loads(value)
