@@ -73,6 +73,7 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         "DEV_API_KEY": API_KEY,
         "DRAIN_TIMEOUT_SECONDS": "20",
         "LOG_LEVEL": "info",
+        "HEARTBEAT_SECONDS": "3600",  # issue 10: no heartbeat among the messages this test counts
     }
     processes = start_workers(env, tmp)
     running = Stack(env, processes, tmp)

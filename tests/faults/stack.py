@@ -59,6 +59,9 @@ class Stack:
             "DEV_API_KEY": API_KEY,
             "DRAIN_TIMEOUT_SECONDS": "20",
             "LOG_LEVEL": "info",
+            # heartbeats (issue 10) off in effect: these tests count every message of a topic as an event;
+            # the freshness and reconciliation tests turn them on
+            "HEARTBEAT_SECONDS": "3600",
             **{name.upper(): str(value) for name, value in settings.items()},
         }
         self.autorestart = False
@@ -176,8 +179,8 @@ class Stack:
         time.sleep(RESTART_DELAY_SECONDS)
         with self._lock:
             if self.autorestart and not self._down and self._processes[name] is process:
-                self.restarts[name] += 1
                 self._spawn(name)
+                self.restarts[name] += 1  # after the new process is known: wait_restarted() then waits for it
 
     def log(self, name: str) -> list[dict[str, Any]]:
         """The worker's JSON log lines, every run's."""

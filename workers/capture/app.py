@@ -121,7 +121,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         counts = AcceptedCounts(source)
         # issue 10: heartbeats, accepted counts and produced offsets every HEARTBEAT_SECONDS; at the end, once
         # the requests in flight are answered, the ticks stop and the last counts go out
-        cleanup.push_async_callback(_every, 0, None, beat, producer, counts, source)
+        cleanup.push_async_callback(_every, 0, None, send_counts, producer, counts)
         done = asyncio.Event()
         ticks = [
             asyncio.create_task(_every(settings.heartbeat_seconds, done, beat, producer, counts, source)),
@@ -142,7 +142,11 @@ async def beat(producer: Producer, counts: AcceptedCounts, source: str) -> None:
     """A heartbeat to each partition of events_raw, then the accepted totals that changed since the last."""
     now = datetime.now(UTC)
     await producer.send_all(EVENTS_RAW, heartbeats(source, await producer.partitions(EVENTS_RAW), now))
-    records = counts.records(now)
+    await send_counts(producer, counts)
+
+
+async def send_counts(producer: Producer, counts: AcceptedCounts) -> None:
+    records = counts.records(datetime.now(UTC))
     if records:
         await producer.send_all(ACCEPTED_COUNTS, records)
         counts.sent(records)
@@ -155,20 +159,23 @@ async def _wait(tasks: list[asyncio.Task[None]]) -> None:
 async def _every(
     seconds: float, stopping: asyncio.Event | None, step: Callable[..., Awaitable[None]], *args: object
 ) -> None:
-    """`step(*args)` every `seconds` until `stopping` (once if None); a failure (Kafka down) is logged and
-    tried again at the next."""
-    while True:
-        try:
-            await step(*args)
-        except (ProduceFailed, OSError, TimeoutError) as exc:
-            log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
-        if stopping is None:
-            return
+    """`step(*args)` every `seconds` (the first after one interval) until `stopping`; with None, once and
+    now. A failure (Kafka down) is logged and tried again at the next."""
+    while stopping is not None:
         try:
             await asyncio.wait_for(stopping.wait(), seconds)
             return
         except TimeoutError:
             pass
+        await _step(step, *args)
+    await _step(step, *args)
+
+
+async def _step(step: Callable[..., Awaitable[None]], *args: object) -> None:
+    try:
+        await step(*args)
+    except (ProduceFailed, OSError, TimeoutError) as exc:
+        log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(slots=True)
