@@ -58,7 +58,9 @@ async def lag_lines(settings: Settings, pool: asyncpg.Pool) -> list[str]:
             total = sum(behind.get((topic, p), 0) for p in partitions)
             known = any((topic, p) in behind for p in partitions)
             lines.append(f"  {suffix:<8} {topic:<20} {total if known else '?':>7}  {' '.join(each)}")
-    lines.append("  (? : no producer reports this topic's offsets: the Flink job's outputs)")
+    lines.append(
+        "  (?: no process reported producing there lately: a partition never written, the Flink job's topics)"
+    )
     return lines
 
 
