@@ -351,8 +351,8 @@ async def group_committed(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await consumer.start()
         existing = await consumer.topics()
         partitions = [
             TopicPartition(t, p)

@@ -12,6 +12,7 @@ Each part says so when its source does not answer, and the others are still show
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from workers.kafka import DEAD_LETTER, EVENTS, EVENTS_RAW, group_committed
 from workers.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCE_TIMEOUT_SECONDS = 15  # a part whose source takes longer says it does not answer
 # consumer group suffix -> the topics it reads (the Flink job's group too: flink/job.py reads `events`)
 GROUPS = {"persons": (EVENTS_RAW,), "writer": tuple(writer.TOPICS), "dlq": (DEAD_LETTER,), "flink": (EVENTS,)}
 
@@ -114,19 +116,29 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> list[str]:
 
 async def command(settings: Settings, args: argparse.Namespace) -> int:
     out = ["processes:", *("  " + line for line in processes())]
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=1)
     try:
-        out.append("lag (messages produced minus committed, per consumer group):")
+        async with asyncio.timeout(SOURCE_TIMEOUT_SECONDS):
+            pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=1)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        out.append(f"lag and dead letters: Postgres does not answer ({type(exc).__name__}: {exc})")
+    else:
         try:
-            out += await lag_lines(settings, pool)
-        except Exception as exc:
-            out.append(f"  unavailable: {type(exc).__name__}: {exc}")
-        rows = await pool.fetch(dlq_statement("counts.sql"))
-        out.append("dead letters (Postgres dead_letters):")
-        dead = sorted((r["stage"], r["reason"], r["state"], r["messages"]) for r in rows)
-        out += table(dead, ("stage", "reason", "state", "messages")) if dead else ["  none"]
-    finally:
-        await pool.close()
+            out.append("lag (messages produced minus committed, per consumer group):")
+            try:
+                async with asyncio.timeout(SOURCE_TIMEOUT_SECONDS):
+                    out += await lag_lines(settings, pool)
+            except Exception as exc:  # the broker down, most likely: say so, show the rest
+                out.append(f"  unavailable: {type(exc).__name__}: {exc}")
+            out.append("dead letters (Postgres dead_letters):")
+            try:
+                rows = await pool.fetch(dlq_statement("counts.sql"))
+            except (OSError, asyncpg.PostgresError) as exc:
+                out.append(f"  unavailable: {type(exc).__name__}: {exc}")
+            else:
+                dead = sorted((r["stage"], r["reason"], r["state"], r["messages"]) for r in rows)
+                out += table(dead, ("stage", "reason", "state", "messages")) if dead else ["  none"]
+        finally:
+            await pool.close()
     try:
         metrics = await writer_metrics(settings)
     except (aiohttp.ClientError, TimeoutError) as exc:
