@@ -26,6 +26,13 @@ ASOF INNER JOIN
     SELECT kind, if(kind = 'window', distinct_id, session_id) AS session_key, session_id, start, `end`
     FROM sessions_merged
     WHERE project_id = {project_id:UInt64}
+      -- only the sessions with a row overlapping the range are folded (pushed into the view's scan)
+      AND session_id IN (
+          SELECT session_id FROM sessions
+          WHERE project_id = {project_id:UInt64}
+            AND start < {end:DateTime64(6, 'UTC')}
+            AND `end` >= {start:DateTime64(6, 'UTC')}
+      )
       AND start < {end:DateTime64(6, 'UTC')}
       AND `end` >= {start:DateTime64(6, 'UTC')}
 ) AS s
