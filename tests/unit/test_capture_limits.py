@@ -20,9 +20,7 @@ class Clock:
 
 
 def take(buckets: LocalBuckets, counts: list[tuple[str, int]], whole: bool) -> Taken:
-    keys = ["p"]
-    for distinct_id, _ in counts:
-        keys += [f"d:{distinct_id}", f"o:{distinct_id}"]
+    keys = ["p", *(f"d:{distinct_id}" for distinct_id, _ in counts)]
     return buckets.take(keys, RATES, [n for _, n in counts], whole)
 
 

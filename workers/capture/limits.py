@@ -87,35 +87,39 @@ class Taken:
 
 
 class LocalBuckets:
-    """The Lua script's steps on buckets in this process (key -> (tokens, seconds))."""
+    """The Lua script's steps on buckets in this process: the project's (tokens, at) and each distinct id's
+    (tokens, hot-key tokens, at), each with the time it is full again."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, at, full again at)
+        self._buckets: dict[str, tuple[tuple[float, ...], float]] = {}  # key -> (held, full again at)
 
     def take(self, keys: Sequence[str], rates: Rates, counts: Sequence[int], whole: bool) -> Taken:
         now = self._clock()
         if len(self._buckets) > LOCAL_BUCKETS_MAX:
-            self._buckets = {k: v for k, v in self._buckets.items() if v[2] > now}
+            self._buckets = {k: v for k, v in self._buckets.items() if v[1] > now}
             if len(self._buckets) > LOCAL_BUCKETS_MAX // 2:
                 self._buckets.clear()  # a flood of distinct ids: start them all full (lenient, bounded)
 
-        def level(key: str, bucket: Bucket) -> float:
-            held = self._buckets.get(key)
-            if held is None:
-                return bucket.burst
-            return min(bucket.burst, held[0] + max(0.0, now - held[1]) * bucket.rate)
+        def refill(tokens: float, since: float, bucket: Bucket) -> float:
+            return min(bucket.burst, tokens + max(0.0, now - since) * bucket.rate)
 
-        def save(key: str, tokens: float, bucket: Bucket) -> None:
-            self._buckets[key] = (tokens, now, now + (bucket.burst - tokens) / bucket.rate)
+        def full_at(tokens: float, bucket: Bucket) -> float:
+            return now + (bucket.burst - tokens) / bucket.rate
 
         def wait(refused: float, left: float, bucket: Bucket) -> float:
             return (min(refused, bucket.burst) - left) / bucket.rate
 
         p, d, o = rates.project, rates.distinct_id, rates.overflow
         n = len(counts)
-        levels = [level(keys[1 + 2 * i], d) for i in range(n)]
-        project = level(keys[0], p)
+        levels, hot = [d.burst] * n, [o.burst] * n
+        for i in range(n):
+            held = self._buckets.get(keys[1 + i])
+            if held is not None:
+                tokens, hot_tokens, at = held[0]
+                levels[i], hot[i] = refill(tokens, at, d), refill(hot_tokens, at, o)
+        held = self._buckets.get(keys[0])
+        project = p.burst if held is None else refill(held[0][0], held[0][1], p)
         total = sum(counts)
         by_project, retry = 0, 0.0
         refused = [0] * n
@@ -146,12 +150,14 @@ class LocalBuckets:
         overflow = [0] * n
         for i in range(n):
             if granted[i] > 0:
-                save(keys[1 + 2 * i], levels[i] - granted[i], d)
+                overflow[i] = granted[i] - min(granted[i], max(0, math.floor(hot[i])))
+                tokens, hot_tokens = levels[i] - granted[i], max(0.0, hot[i] - granted[i])
+                self._buckets[keys[1 + i]] = (
+                    (tokens, hot_tokens, now),
+                    max(full_at(tokens, d), full_at(hot_tokens, o)),
+                )
                 project -= granted[i]
-                hot = level(keys[2 + 2 * i], o)
-                overflow[i] = granted[i] - min(granted[i], max(0, math.floor(hot)))
-                save(keys[2 + 2 * i], max(0.0, hot - granted[i]), o)
-        save(keys[0], project, p)
+        self._buckets[keys[0]] = ((project, now), full_at(project, p))
         return Taken(granted, overflow, refused, by_project, math.ceil(retry * 1000))
 
 
@@ -183,13 +189,10 @@ class Limiter:
         return cls(client, settings.capture_redis_prefix)
 
     def keys(self, project_id: int, distinct_ids: Sequence[str]) -> list[str]:
-        """The project's bucket, then each distinct id's bucket and hot-key bucket; the `{project}` hash tag
-        keeps a request's keys in one Redis Cluster slot."""
+        """The project's bucket, then each distinct id's (its own and its hot-key bucket); the `{project}`
+        hash tag keeps a request's keys in one Redis Cluster slot."""
         base = f"{self._prefix}{{{project_id}}}"
-        keys = [f"{base}:p"]
-        for distinct_id in distinct_ids:
-            keys += [f"{base}:d:{distinct_id}", f"{base}:o:{distinct_id}"]
-        return keys
+        return [f"{base}:p", *(f"{base}:d:{distinct_id}" for distinct_id in distinct_ids)]
 
     async def take(
         self, project_id: int, rates: Rates, counts: Sequence[tuple[str, int]], whole: bool
@@ -212,7 +215,7 @@ class Limiter:
     ) -> Taken | None:
         assert self._script is not None
         p, d, o = rates.project, rates.distinct_id, rates.overflow
-        args = [p.rate, p.burst, d.rate, d.burst, o.rate, o.burst, int(whole), *counts]
+        args = [p.rate, p.burst, d.rate, d.burst, o.rate, o.burst, int(whole), " ".join(map(str, counts))]
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 result = await self._script(keys=keys, args=args)
@@ -227,7 +230,7 @@ class Limiter:
         if self._redis_down:
             self._redis_down = False
             log.info("rate_limits_shared", detail="Redis answers again: the limits are shared again")
-        values = [int(v) for v in result]
+        values = [int(v) for v in result.split()]
         per_id = values[2:]
         return Taken(per_id[0::3], per_id[1::3], per_id[2::3], values[1], values[0])
 
