@@ -1,11 +1,12 @@
-"""capture's HTTP server: PostHog and Amplitude SDK requests -> `events_raw`.
+"""capture's HTTP server: PostHog and Amplitude SDK requests -> `events_raw` (hot keys: `events_overflow`).
 
 A request is all or nothing: every event is decoded, checked and serialized before one `send_all`, and the
 answer (200) waits for Kafka's acknowledgement of all of them. The one exception is Amplitude's throttling:
 over a rate limit (`workers.capture.limits`) the events that fit are produced and the answer is a 429 that
-lists the others (`throttled_events`), as Amplitude does; PostHog requests over a limit are refused whole. Errors are answered in the protocol's own
-shape (PostHog: `{type, code, detail, errors}`; Amplitude: `{code, error, ...}` with `code` = HTTP status)
-because the SDKs decide from the answer whether to drop, split or resend (PROTOCOLS.md §6).
+lists the others (`throttled_events`), as Amplitude does; PostHog requests over a limit are refused whole.
+Errors are answered in the protocol's own shape (PostHog: `{type, code, detail, errors}`; Amplitude:
+`{code, error, ...}` with `code` = HTTP status) because the SDKs decide from the answer whether to drop,
+split or resend (PROTOCOLS.md §6).
 """
 
 from __future__ import annotations
