@@ -215,7 +215,16 @@ class Limiter:
     ) -> Taken | None:
         assert self._script is not None
         p, d, o = rates.project, rates.distinct_id, rates.overflow
-        args = [p.rate, p.burst, d.rate, d.burst, o.rate, o.burst, int(whole), " ".join(map(str, counts))]
+        args: list[float | str] = [
+            p.rate,
+            p.burst,
+            d.rate,
+            d.burst,
+            o.rate,
+            o.burst,
+            int(whole),
+            " ".join(map(str, counts)),
+        ]
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 result = await self._script(keys=keys, args=args)
