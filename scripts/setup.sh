@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks: the venv and Python packages, Debian's clickhouse-server (asynch wire
-# tests), a JRE (Flink), and a Postgres if none answers on 127.0.0.1:5432. Safe to run again.
+# tests), a JRE (Flink), a Postgres if none answers on 127.0.0.1:5432 and a Redis if none answers on
+# 127.0.0.1:6379. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
@@ -49,3 +50,4 @@ fi
 command -v supervisord >/dev/null 2>&1 || true  # supervisord comes from the venv
 
 scripts/postgres.sh
+scripts/redis.sh  # issue 10: limits

@@ -73,6 +73,7 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         "DEV_API_KEY": API_KEY,
         "DRAIN_TIMEOUT_SECONDS": "20",
         "LOG_LEVEL": "info",
+        "CAPTURE_REDIS_PREFIX": f"ua-test-{uuid.uuid4().hex}:",  # rate limits of this run's own
     }
     processes = start_workers(env, tmp)
     running = Stack(env, processes, tmp)

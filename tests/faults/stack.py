@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Stack:
             "DEV_API_KEY": API_KEY,
             "DRAIN_TIMEOUT_SECONDS": "20",
             "LOG_LEVEL": "info",
+            "CAPTURE_REDIS_PREFIX": f"ua-test-{uuid.uuid4().hex}:",  # rate limits of this stack's own
             **{name.upper(): str(value) for name, value in settings.items()},
         }
         self.autorestart = False
