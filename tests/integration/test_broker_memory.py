@@ -1,0 +1,133 @@
+"""The local broker's memory (issue 10, README "Broker memory"): what Tansu 0.6 frees and what it does not.
+
+Tansu keeps every message in memory. Neither of the ways Kafka frees a log works on it: DeleteRecords
+makes its storage panic ("not yet implemented") and the connection close, and a topic's `retention.ms` /
+`retention.bytes` are stored but never applied (bench/broker_memory.py probe waits past its 600 s
+maintenance; too slow for here). Only deleting a topic frees memory, which is not safe while producers
+run. These tests pin that: if a new Tansu honours DeleteRecords, the first one fails and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.errors import KafkaError
+
+from tests.components import Tansu
+
+pytestmark = [pytest.mark.kafka]
+
+MESSAGES = 20_000
+SIZE = 1000  # bytes of value
+
+
+@pytest.fixture
+def broker() -> Iterator[Tansu]:
+    tansu = Tansu().start()  # its own: its memory is measured
+    yield tansu
+    tansu.stop()
+
+
+@pytest.fixture
+async def admin(broker: Tansu) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await client.start()
+    yield client
+    await client.close()
+
+
+def rss_mb(broker: Tansu) -> float:
+    assert broker.process is not None
+    status = Path(f"/proc/{broker.process.pid}/status").read_text()
+    return next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
+async def fill(broker: Tansu, topic: str) -> None:
+    """MESSAGES of SIZE bytes to partition 0, all acknowledged, then read and committed by group `g`."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, b"x" * SIZE, key=b"%d" % i, partition=0) for i in range(MESSAGES)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="g", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        seen = 0
+        while seen < MESSAGES:
+            seen += len((await consumer.getmany(tp, timeout_ms=2000, max_records=10_000)).get(tp, []))
+        await consumer.commit({tp: MESSAGES})
+    finally:
+        await consumer.stop()
+
+
+async def first_offset(broker: Tansu, topic: str) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        records = (await consumer.getmany(tp, timeout_ms=3000, max_records=1)).get(tp, [])
+        return records[0].offset if records else None
+    finally:
+        await consumer.stop()
+
+
+async def test_tansu_keeps_committed_messages_in_memory(broker: Tansu, admin: AIOKafkaAdminClient) -> None:
+    await admin.create_topics([NewTopic("t", 1, 1)])
+    before = rss_mb(broker)
+    await fill(broker, "t")
+    await asyncio.sleep(1)
+    grown = rss_mb(broker) - before
+    assert grown > 0.8 * MESSAGES * SIZE / 2**20, f"{grown:.0f} MB for {MESSAGES * SIZE / 2**20:.0f} MB"
+    assert await first_offset(broker, "t") == 0  # committed by the only group, still there
+
+
+async def test_tansu_does_not_honour_delete_records(broker: Tansu, admin: AIOKafkaAdminClient) -> None:
+    await admin.create_topics([NewTopic("t", 1, 1)])
+    await fill(broker, "t")
+    before = rss_mb(broker)
+    try:
+        await admin.delete_records({TopicPartition("t", 0): RecordsToDelete(MESSAGES)})
+    except KafkaError:
+        pass  # Tansu 0.6: its storage panics ("not yet implemented"), the connection closes
+    else:
+        pytest.fail("Tansu answered DeleteRecords: check that it frees memory, and trim below the committed "
+                    "offsets with it (README: Broker memory)")  # fmt: skip
+    await asyncio.sleep(1)
+    assert await first_offset(broker, "t") == 0
+    assert rss_mb(broker) > 0.95 * before
+    # the broker itself goes on: a new connection produces and reads
+    await fill(broker, "after")
+    assert await first_offset(broker, "after") == 0
+
+
+async def test_tansu_stores_retention_settings_and_frees_only_a_deleted_topic(
+    broker: Tansu, admin: AIOKafkaAdminClient
+) -> None:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    await admin.create_topics([NewTopic("t", 1, 1, topic_configs={"retention.ms": "1000"})])
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t")])
+    entries = {entry[0]: entry[1] for entry in described[0].resources[0][4]}
+    assert entries["retention.ms"] == "1000"  # stored; applied by no maintenance (bench/broker_memory.py)
+    empty = rss_mb(broker)
+    await fill(broker, "t")
+    await asyncio.sleep(2)
+    assert await first_offset(broker, "t") == 0  # older than retention.ms, still there
+    full = rss_mb(broker)
+    await admin.delete_topics(["t"])
+    await asyncio.sleep(1)
+    assert rss_mb(broker) < empty + 0.2 * (full - empty)
