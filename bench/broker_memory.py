@@ -1,7 +1,7 @@
 """The local broker's memory (issue 10): what Tansu 0.6 honours to free it, and its RSS over a long run.
 
     .venv/bin/python bench/broker_memory.py probe [--messages N] [--wait SECONDS]
-    .venv/bin/python bench/broker_memory.py run [--events N] [--connections C] [--batch B]
+    .venv/bin/python bench/broker_memory.py run [--events N] [--connections C] [--batch B] [--compression gzip]
 
 `probe`, on a Tansu of its own: N messages of 1 KB are produced to a topic created with `retention.ms=1000`
 and `retention.bytes=100000` and to a plain one, and a consumer group commits all of them. Then:
@@ -15,6 +15,7 @@ and `retention.bytes=100000` and to a plain one, and a consumer group commits al
 their own; N events (PostHog `/batch/` requests of B events, ~500 bytes of properties each, 10,000 users)
 from C connections; Tansu's RSS every 5 s with the messages produced to and consumed from Kafka (the
 workers' /metrics); at the end the events stored (`count() FROM events FINAL`) and the RSS at rest.
+--compression sets the workers' KAFKA_COMPRESSION.
 
 RSS is VmRSS of the broker's process. The figures go to stdout and to var/bench/broker_memory_<mode>.json.
 """
@@ -214,7 +215,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     dsn = await create_database()
     samples: list[dict[str, Any]] = []
     try:
-        with Stack(tmp, broker.bootstrap, dsn, ["capture", "persons", "writer", "dlq"]) as stack:
+        workers = ["capture", "persons", "writer", "dlq"]
+        with Stack(tmp, broker.bootstrap, dsn, workers, kafka_compression=args.compression) as stack:
             started = time.monotonic()
             sent = 0
 
@@ -268,7 +270,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         broker.stop()
         await drop_database(dsn)
     rss = [s["rss_mb"] for s in samples]
-    return {"events": args.events, "sent": sent, "stored": stored, "send_seconds": round(sent_seconds, 1),
+    return {"events": args.events, "compression": args.compression, "sent": sent, "stored": stored, "send_seconds": round(sent_seconds, 1),
             "drain_seconds": round(drained_seconds, 1), "rss_start_mb": rss[0], "rss_max_mb": max(rss),
             "rss_end_mb": rss[-1], "mb_per_1k_events": round((rss[-1] - rss[0]) / (sent / 1000), 3),
             "samples": samples}  # fmt: skip
@@ -287,11 +289,13 @@ def main() -> None:
     r.add_argument("--connections", type=int, default=4)
     r.add_argument("--batch", type=int, default=500)
     r.add_argument("--rest", type=int, default=30, help="seconds of samples after the writer caught up")
+    r.add_argument("--compression", default="none", help="the workers' KAFKA_COMPRESSION (none, gzip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ua-broker-memory-") as tmp:
         result = asyncio.run(probe(args) if args.mode == "probe" else run(args, Path(tmp)))
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"broker_memory_{args.mode}.json"
+    suffix = f"_{args.compression}" if args.mode == "run" and args.compression != "none" else ""
+    path = OUT / f"broker_memory_{args.mode}{suffix}.json"
     path.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     summary = {k: v for k, v in result.items() if k not in ("samples", "retention")}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())

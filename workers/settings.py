@@ -80,6 +80,13 @@ def _state_backend(raw: str) -> str:
     return backend
 
 
+def _compression(raw: str) -> str:
+    codec = raw.strip().lower()
+    if codec not in ("none", "gzip"):
+        raise ValueError("must be none or gzip (lz4, snappy and zstd need the cramjam package)")
+    return codec
+
+
 _port = _int(0, 65535)
 _MB = 1024 * 1024
 
@@ -146,6 +153,8 @@ class Settings:
     flink_jars_dir: str
     flink_rest_port: int
     flink_metrics_port: int
+    # issue 10: broker
+    kafka_compression: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -224,4 +233,6 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flink_jars_dir": ("var/flink-jars", _nonempty),
     "flink_rest_port": ("8081", _port),
     "flink_metrics_port": ("9105", _port),
+    # issue 10: broker
+    "kafka_compression": ("none", _compression),
 }

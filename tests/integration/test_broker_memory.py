@@ -19,6 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import KafkaError
 
 from tests.components import Tansu
+from workers.kafka import Record, start_consumer, start_producer
+from workers.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
 
@@ -131,3 +133,42 @@ async def test_tansu_stores_retention_settings_and_frees_only_a_deleted_topic(
     await admin.delete_topics(["t"])
     await asyncio.sleep(1)
     assert rss_mb(broker) < empty + 0.2 * (full - empty)
+
+
+async def test_gzip_batches_take_far_less_of_the_brokers_memory(broker: Tansu, admin: AIOKafkaAdminClient) -> None:
+    """KAFKA_COMPRESSION=gzip: the workers' producer sends gzip batches, Tansu keeps them compressed and
+    the workers' consumer reads them back unchanged."""
+    import orjson
+
+    await admin.create_topics([NewTopic("plain", 1, 1), NewTopic("gzip", 1, 1)])
+    events = [orjson.dumps({"uuid": f"{i:032x}", "event": "$pageview", "distinct_id": f"user-{i % 997}",
+                            "properties": {"$current_url": f"https://app.example.com/p/{i % 50}",
+                                           "$browser": "Chrome", "$os": "Mac OS X", "plan": "pro",
+                                           "$session_id": f"{i // 20:036x}", "$lib": "web"}})
+              for i in range(MESSAGES)]  # fmt: skip
+    grown = {}
+    for codec, topic in (("none", "plain"), ("gzip", "gzip")):
+        settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_COMPRESSION": codec,
+                                      "KAFKA_CONSUMER_GROUP_PREFIX": codec})  # fmt: skip
+        before = rss_mb(broker)
+        producer = await start_producer(settings)
+        try:
+            for i in range(0, MESSAGES, 1000):
+                await producer.send_all(topic, [Record(b"k", value) for value in events[i : i + 1000]])
+        finally:
+            await producer.stop()
+        await asyncio.sleep(1)
+        grown[codec] = rss_mb(broker) - before
+
+        async def revoked() -> None:
+            pass
+
+        consumer = await start_consumer(settings, codec, [topic], revoked)
+        try:
+            read: list[bytes] = []
+            while len(read) < MESSAGES:
+                read += [m.value for m in await consumer.getmany(2.0, 10_000)]
+        finally:
+            await consumer.stop()
+        assert read == events
+    assert grown["gzip"] < grown["none"] / 3, grown
