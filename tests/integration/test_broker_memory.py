@@ -135,7 +135,9 @@ async def test_tansu_stores_retention_settings_and_frees_only_a_deleted_topic(
     assert rss_mb(broker) < empty + 0.2 * (full - empty)
 
 
-async def test_gzip_batches_take_far_less_of_the_brokers_memory(broker: Tansu, admin: AIOKafkaAdminClient) -> None:
+async def test_gzip_batches_take_far_less_of_the_brokers_memory(
+    broker: Tansu, admin: AIOKafkaAdminClient
+) -> None:
     """KAFKA_COMPRESSION=gzip: the workers' producer sends gzip batches, Tansu keeps them compressed and
     the workers' consumer reads them back unchanged."""
     import orjson
