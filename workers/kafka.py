@@ -182,6 +182,8 @@ async def start_producer(settings: Settings) -> Producer:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
+        # Tansu keeps each batch as it arrives: gzip'd JSON takes ~6x less of its memory (README: Broker memory)
+        compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         linger_ms=5,
         max_batch_size=1024 * 1024,
         max_request_size=settings.capture_max_event_bytes + 64 * 1024,

@@ -108,6 +108,13 @@ def _endpoint_limits(raw: str) -> dict[str, dict[str, float]]:
     return value
 
 
+def _compression(raw: str) -> str:
+    codec = raw.strip().lower()
+    if codec not in ("none", "gzip"):
+        raise ValueError("must be none or gzip (lz4, snappy and zstd need the cramjam package)")
+    return codec
+
+
 _port = _int(0, 65535)
 _MB = 1024 * 1024
 
@@ -189,6 +196,8 @@ class Settings:
     query_max_memory_bytes: int
     query_max_rows_to_read: int
     query_endpoint_limits: dict[str, dict[str, float]]
+    # issue 10: broker
+    kafka_compression: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -282,4 +291,6 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "query_max_memory_bytes": (str(4 * 1024 * _MB), _int(_MB, 1024 * 1024 * _MB)),
     "query_max_rows_to_read": ("1000000000", _int(1, 10**15)),
     "query_endpoint_limits": ("{}", _endpoint_limits),
+    # issue 10: broker
+    "kafka_compression": ("none", _compression),
 }
