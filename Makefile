@@ -27,6 +27,7 @@ format: setup
 
 bench: setup
 	.venv/bin/python bench/capture.py
+	.venv/bin/python bench/limits.py
 	.venv/bin/python bench/persons.py --profile
 	.venv/bin/python bench/queries.py
 	.venv/bin/python bench/flink.py

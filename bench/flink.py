@@ -1,6 +1,7 @@
 """The Flink job (flink/job.py) on its local mini-cluster: throughput beside a ceiling, delay, RSS.
 
     .venv/bin/python bench/flink.py [--events 200000] [--rate 500] [--seconds 60]     (make bench)
+    .venv/bin/python bench/flink.py --parts delay     (the delay only; the last throughput figures are kept)
 
 Each part starts a Tansu broker of its own; every Flink run is a subprocess in a process group of its own,
 with the project's settings (env) except the broker, a fresh checkpoint dir and consumer group.
@@ -18,19 +19,27 @@ with the project's settings (env) except the broker, a fresh checkpoint dir and 
    seconds): the start-up and the shut-down, which the tiny run is made of, are left out; the tiny run's
    seconds (launch -> submitted, submitted -> exit) are reported as the start-up. What each run wrote is
    counted after it (the passthrough must write every message it read).
-2. Delay (parallelism 1): the job runs unbounded; events are produced in real time at --rate events/s with
-   event time running --speed times faster than the wall clock (from two days ago), so that sessions close
-   within seconds. A session (its last event at T, end T + SESSION_GAP_MINUTES) is written once the watermark
-   (newest event time - FLINK_LATENESS_SECONDS) reaches its end. Its delay: from the bench sending the first
-   event whose event time minus the lateness reaches the session's end (the event that lets the watermark
-   pass it), to the bench's consumer reading its `sessions` row. Sessions closed in the first --warmup
-   seconds of sending are left out.
+2. Delay (parallelism 1), end to end: a Postgres database of its own (tests/components.py), the real
+   `capture` and `persons` workers as subprocesses (tests/faults/stack.py's Stack, which creates the project)
+   on the part's broker, every topic with --partitions partitions (1), and the job unbounded. PostHog events
+   go in through capture's /batch/ (one request of what is due every --tick s, one after another; no
+   `sent_at`, so capture keeps the client's `timestamp`) at --rate events/s, event time running --speed times
+   faster than the wall clock (from two days ago) so that sessions close within seconds: capture ->
+   `events_raw` -> persons -> `events` -> the job -> `sessions`. The bench reads `events` and `sessions`.
+   The sessions the job must write are tests/flink/reference.py's on what `events` holds (ids and project as
+   persons and the job make them). A session (its last event at T, end T + SESSION_GAP_MINUTES) is written
+   once the watermark (newest event time - FLINK_LATENESS_SECONDS; the lowest of the partitions') reaches its
+   end. Its delay: from the bench sending the HTTP request that carries the first event whose event time
+   minus the lateness reaches the session's end (the event that lets the watermark pass it) to the bench's
+   consumer reading its `sessions` row; also from that request's response, and the part up to reading the
+   event from `events`. Sessions closed in the first --warmup seconds of sending are left out.
 3. RSS: VmHWM (peak VmRSS) of every process in the run's process group, read every 0.25 s: the JVM, the
    Python client (`python -m flink.job`) and the Python UDF worker(s); the total is the peak of the sum.
+   In the delay part, capture's and persons' VmHWM and CPU too.
 
-Others' CPU (cores, averaged over a run) is what processes outside this bench, its broker and its Flink runs
-used meanwhile: another Flink test on this 2-CPU machine shows there, and the figures are then low. The load
-average is printed as it was before the bench. Figures go to stdout and var/bench/flink.json.
+Others' CPU (cores, averaged over a run) is what processes outside this bench, its broker, its workers and
+its Flink runs used meanwhile (Postgres, which persons uses, among them): another Flink test on this 2-CPU
+machine shows there, and the figures are then low. The load average is printed as it was before the bench. Figures go to stdout and var/bench/flink.json.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import heapq
+import itertools
 import json
 import os
 import random
@@ -60,10 +71,12 @@ sys.path.insert(0, str(ROOT))
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from flink.job import configuration, newest_checkpoint, session_uuid, sql_params, statements
-from tests.components import Tansu
+from flink.job import configuration, newest_checkpoint, sql_params, statements
+from tests.components import Tansu, create_database, drop_database
+from tests.faults.stack import Stack
+from tests.flink.reference import epoch_ms, reference
 from tests.flink.traffic import generate
-from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS, ensure_topics
+from workers.kafka import EVENT_COUNTS_1M, EVENTS, LATE_EVENTS, SESSIONS, TOPICS, ensure_topics
 from workers.settings import Settings
 
 PASSTHROUGH_SQL = ROOT / "bench" / "flink_passthrough.sql"
@@ -146,9 +159,20 @@ def memory_kb(pid: int) -> tuple[int, int]:
 class Watch(threading.Thread):
     """Peak memory of each process in a group; the CPU it, the broker, and the processes outside `ours` use."""
 
-    def __init__(self, group: int, ours: set[int], broker: int, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        group: int,
+        ours: set[int],
+        broker: int,
+        named: dict[int, str] | None = None,
+        interval: float = 0.25,
+    ) -> None:
+        """`named`: processes outside the group watched on their own (pid -> name), e.g. capture and persons."""
         super().__init__(daemon=True)
         self.group, self.ours, self.broker, self.interval = group, ours, broker, interval
+        self.named = dict(named or {})
+        self.named_jiffies = dict.fromkeys(self.named, 0)
+        self.named_hwm_kb = dict.fromkeys(self.named, 0)
         self.peaks: dict[int, tuple[str, int]] = {}  # pid -> (kind, VmHWM kB)
         self.peak_total_kb = 0
         self.group_jiffies = self.broker_jiffies = self.others_jiffies = 0
@@ -182,6 +206,9 @@ class Watch(threading.Thread):
                 self.group_jiffies += jiffies - self._last.get(pid, 0)  # a new one: all its time is the run's
             elif pid == self.broker and pid in self._last:
                 self.broker_jiffies += jiffies - self._last[pid]
+            elif pid in self.named:
+                self.named_hwm_kb[pid] = max(self.named_hwm_kb[pid], memory_kb(pid)[1])
+                self.named_jiffies[pid] += jiffies - self._last[pid] if pid in self._last else 0
             elif pid not in self.ours and pid in self._last:
                 used = jiffies - self._last[pid]
                 self.others_jiffies += used
@@ -213,7 +240,13 @@ class Watch(threading.Thread):
             "others_busiest": {
                 n: round(j / HZ / seconds, 2) for n, j in busy[:3] if j / HZ / seconds >= 0.05
             },
-        }
+            **({"named": {
+                name: {"peak_rss_mib": round(self.named_hwm_kb[pid] / 1024),
+                       "cores": round(self.named_jiffies[pid] / HZ / seconds, 2),
+                       "cpu_s": round(self.named_jiffies[pid] / HZ, 1)}
+                for pid, name in self.named.items()
+            }} if self.named else {}),
+        }  # fmt: skip
 
 
 @dataclass
@@ -226,6 +259,7 @@ class FlinkRun:
     log: Path
     ours: set[int]
     broker: int
+    named: dict[int, str] = field(default_factory=dict)
     launched: float = 0.0
     submitted: float | None = None
     ended: float | None = None
@@ -237,7 +271,7 @@ class FlinkRun:
         self.launched = time.monotonic()
         self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        self.watch = Watch(self.process.pid, self.ours, self.broker)
+        self.watch = Watch(self.process.pid, self.ours | set(self.named), self.broker, self.named)
         self.watch.start()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -412,30 +446,29 @@ async def throughput(args: argparse.Namespace, tmp: Path, parallelism: int) -> d
 
 
 @dataclass
-class Stream:
-    times: list[float]  # seconds after the start of sending, per message
-    records: list[tuple[bytes, bytes]]
-    sessions: dict[str, int]  # session id -> index of the message that lets the watermark pass its end
+class Plan:
+    times: list[float]  # seconds after the start of sending, per event
+    events: list[dict[str, Any]]  # PostHog events, in event-time order
 
 
-def delay_stream(args: argparse.Namespace, settings: Settings) -> Stream:
+def delay_events(args: argparse.Namespace) -> Plan:
     """Users' visits (1-20 events 5 s-5 min apart, the next visit 31 min-3 h later), half with a
-    `$session_id` per visit and half without (the job's session windows, ids from session_uuid), in event
-    time running `speed` times the wall clock, thinned to a steady `rate` events/s over `seconds`."""
+    `$session_id` per visit and half without (the job's session windows), as PostHog events (no `sent_at`:
+    capture keeps the client's `timestamp`) in event time running `speed` times the wall clock, thinned to
+    a steady `rate` events/s over `seconds`."""
     rng = random.Random(args.seed)
     start = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
     t0 = int(start.timestamp() * 1000)
     span = int(args.seconds * args.speed * 1000)
     target = int(args.rate * args.seconds)
     events: list[tuple[int, dict[str, Any]]] = []
-    visits: list[tuple[str, list[int]]] = []  # (session id, event times sent)
     user = 0
     while len(events) < target:
         user += 1
         distinct_id, explicit = f"bench-{user:06d}", user % 2 == 0
         t = t0 - 3 * 3_600_000 + rng.randrange(3 * 3_600_000)  # already busy when the window opens
         while t < t0 + span:
-            visit_id, times = str(uuid.UUID(int=rng.getrandbits(128), version=4)), []
+            visit_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             for _ in range(rng.randint(1, 20)):
                 if t0 <= t < t0 + span:
                     props: dict[str, Any] = {"$current_url": f"https://shop.example/{rng.randrange(20)}",
@@ -445,44 +478,77 @@ def delay_stream(args: argparse.Namespace, settings: Settings) -> Stream:
                         props["$session_id"] = visit_id
                     moment = datetime.fromtimestamp(t / 1000, UTC)
                     events.append((t, {
-                        "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "project_id": 1,
-                        "event": "$pageview", "distinct_id": distinct_id, "person_id": distinct_id,
+                        "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "event": "$pageview",
+                        "distinct_id": distinct_id,
                         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z",
-                        "protocol": "posthog", "token": "tok1", "properties": props, "person_properties": {},
+                        "properties": props,
                     }))  # fmt: skip
-                    times.append(t)
                 t += rng.randrange(5_000, 300_000)
-            if times:
-                visits.append((visit_id if explicit else session_uuid(1, distinct_id, times[0]), times))
             t += rng.randrange(31 * 60_000, 3 * 3_600_000)
     events.sort(key=lambda e: e[0])
-    stamps = [t for t, _ in events]
+    return Plan(times=[(t - t0) / 1000 / args.speed for t, _ in events], events=[e for _, e in events])
+
+
+@dataclass
+class Closing:
+    """A session the job must write, and the event whose arrival lets the watermark pass its end."""
+
+    session: dict[str, Any]  # tests/flink/reference.py's row
+    event: int  # index into Plan.events
+
+
+def expected_sessions(read: list[dict[str, Any]], index: dict[str, int], settings: Settings) -> list[Closing]:
+    """What the job must write for the `events` messages read (each with its `_partition` and `_offset`),
+    from tests/flink/reference.py, and each session's closing event: on every partition the first message
+    (in offset order) that brings the partition's newest event time - FLINK_LATENESS_SECONDS to the
+    window's end - 1 (the source's watermark is the lowest of its partitions'); of those, the one sent last."""
+    partitions: dict[int, list[dict[str, Any]]] = {}
+    for message in sorted(read, key=lambda m: (m["_partition"], m["_offset"])):
+        partitions.setdefault(message["_partition"], []).append(message)
+    newest: dict[int, list[int]] = {}  # partition -> running max of the event times, in offset order
+    for p, messages in partitions.items():
+        running, top = [], -(2**62)
+        for m in messages:
+            top = max(top, epoch_ms(m["timestamp"]))
+            running.append(top)
+        newest[p] = running
+    # one order for the reference: the partitions merged by the order the events were sent (one partition:
+    # its offset order, whatever capture and persons did to the order)
+    merged = heapq.merge(*partitions.values(), key=lambda m: index[m["uuid"]])
+    sessions, _, _ = reference([dict(m) for m in merged], settings.flink_lateness_seconds,
+                               settings.session_gap_minutes)  # fmt: skip
     gap, lateness = settings.session_gap_minutes * 60_000, settings.flink_lateness_seconds * 1000
-    sessions = {}
-    for session_id, times in visits:
-        # the window [first, last + gap) fires once the watermark, max event time - lateness, is >= its end - 1
-        closing = bisect.bisect_left(stamps, times[-1] + gap - 1 + lateness)
-        if closing < len(stamps):
-            sessions[session_id] = closing
-    return Stream(
-        times=[(t - t0) / 1000 / args.speed for t in stamps],
-        records=[(f"{e['token']}:{e['distinct_id']}".encode(), orjson.dumps(e)) for _, e in events],
-        sessions=sessions,
-    )
+    out = []
+    for session in sessions:
+        need = session["end"] + gap - 1 + lateness
+        firsts = [bisect.bisect_left(newest[p], need) for p in partitions]
+        if all(i < len(newest[p]) for i, p in zip(firsts, partitions, strict=True)):
+            closing = max(index[partitions[p][i]["uuid"]] for i, p in zip(firsts, partitions, strict=True))
+            out.append(Closing(session, closing))
+    return out
 
 
 async def delay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """capture (HTTP) -> events_raw -> persons -> events -> the job -> sessions, timed from the bench's
+    HTTP request to its consumer reading the `sessions` row."""
     broker = Tansu().start()
+    dsn = await create_database()
+    stack: Stack | None = None
     run: FlinkRun | None = None
     try:
-        await create_topics(broker, 1)
-        env = run_env(broker, tmp, "p1-delay", 1)
+        env = {**run_env(broker, tmp, "p1-delay", 1), "KAFKA_TOPIC_PARTITIONS": str(args.partitions)}
         settings = Settings.from_env(env)
-        stream = delay_stream(args, settings)
+        await ensure_topics(settings, TOPICS)
+        (tmp / "stack").mkdir()
+        stack = Stack(tmp / "stack", broker.bootstrap, dsn, ["capture", "persons"],
+                      kafka_topic_partitions=args.partitions)  # fmt: skip
+        await asyncio.to_thread(stack.up)
+        workers = {stack._processes[name].pid: name for name in stack.workers}
+        plan = delay_events(args)
+        index = {e["uuid"]: i for i, e in enumerate(plan.events)}
         load = os.getloadavg()[0]
-        run = FlinkRun(
-            "p1-delay", [sys.executable, "-m", "flink.job"], env, tmp / "p1-delay.log", *ours(broker)
-        )
+        run = FlinkRun("p1-delay", [sys.executable, "-m", "flink.job"], env, tmp / "p1-delay.log",
+                       *ours(broker), named=workers)  # fmt: skip
         deadline = time.monotonic() + 180
         while newest_checkpoint(Path(env["FLINK_CHECKPOINT_DIR"])) is None:  # running: a checkpoint is done
             if not run.alive() or time.monotonic() > deadline:
@@ -490,69 +556,111 @@ async def delay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         running = time.monotonic() - run.launched
 
-        arrived: dict[str, float] = {}
-        consumer = AIOKafkaConsumer(SESSIONS, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None, fetch_max_wait_ms=20)  # fmt: skip
-        await consumer.start()
+        arrived: dict[str, tuple[float, dict[str, Any]]] = {}  # session id -> (read at, row)
+        read: dict[str, dict[str, Any]] = {}  # uuid -> `events` message (with _partition, _offset, _read)
+        consumers = [
+            AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, fetch_max_wait_ms=20)
+            for topic in (SESSIONS, EVENTS)
+        ]  # fmt: skip
+        for consumer in consumers:
+            await consumer.start()
         done = asyncio.Event()
 
-        async def receive() -> None:
+        async def receive(consumer: AIOKafkaConsumer) -> None:
             while not done.is_set():
                 batches = await consumer.getmany(timeout_ms=50, max_records=10_000)
                 now = time.monotonic()
                 for records in batches.values():
                     for r in records:
-                        arrived.setdefault(orjson.loads(r.value)["session_id"], now)
+                        value = orjson.loads(r.value)
+                        if r.topic == SESSIONS:
+                            arrived.setdefault(value["session_id"], (now, value))
+                        else:
+                            value.update(_partition=r.partition, _offset=r.offset, _read=now)
+                            read.setdefault(value["uuid"], value)
 
-        receiver = asyncio.create_task(receive())
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=0)
-        await producer.start()
-        sent = [0.0] * len(stream.records)
+        receivers = [asyncio.create_task(receive(c)) for c in consumers]
+        sent = [0.0] * len(plan.events)
+        acked = [0.0] * len(plan.events)
+        requests, refused, slowest = 0, 0, 0.0
+        expected: list[Closing] = []
         try:
             began = time.monotonic()
             i = 0
-            while i < len(stream.records):
-                due = time.monotonic() - began
-                while i < len(stream.records) and stream.times[i] <= due:
-                    sent[i] = time.monotonic()
-                    key, value = stream.records[i]
-                    await producer.send(EVENTS, value, key=key)
-                    i += 1
+            while i < len(plan.events):
+                tick = time.monotonic()
+                j = bisect.bisect_right(plan.times, tick - began, lo=i)
+                if j > i:  # one PostHog /batch/ of what is due, requests one after another
+                    status = await stack.send_posthog(plan.events[i:j])
+                    answered = time.monotonic()
+                    sent[i:j], acked[i:j] = [tick] * (j - i), [answered] * (j - i)
+                    requests, slowest = requests + 1, max(slowest, answered - tick)
+                    refused += (j - i) * (status != 200)
+                    i = j
                 if not run.alive():
                     raise RuntimeError(f"the job exited:\n{run.tail()}")
-                await asyncio.sleep(0.002)
-            await producer.flush()
+                if not all(stack.running(name) for name in stack.workers):
+                    raise RuntimeError(f"a worker exited: see {tmp / 'stack'}")
+                await asyncio.sleep(max(0.0, args.tick - (time.monotonic() - tick)))
             sending = time.monotonic() - began
             wait_until = time.monotonic() + args.drain
-            while set(stream.sessions) - set(arrived) and time.monotonic() < wait_until:
+            while len(read) < len(plan.events) - refused and time.monotonic() < wait_until:
+                await asyncio.sleep(0.2)
+            expected = expected_sessions(list(read.values()), index, settings)
+            wait_until = time.monotonic() + args.drain
+            wanted = {c.session["session_id"] for c in expected}
+            while wanted - set(arrived) and time.monotonic() < wait_until:
                 await asyncio.sleep(0.2)
         finally:
             done.set()
-            await receiver
-            await producer.stop()
-            await consumer.stop()
+            await asyncio.gather(*receivers)
+            for consumer in consumers:
+                await consumer.stop()
         figures = run.watch.finish()
         run.kill()
-        measured = sorted(
-            arrived[s] - sent[i]
-            for s, i in stream.sessions.items()
-            if s in arrived and sent[i] - began >= args.warmup
-        )
-        closable = sum(1 for i in stream.sessions.values() if sent[i] - began >= args.warmup)
-        q = lambda p: round(1000 * measured[min(len(measured) - 1, int(p * len(measured)))])  # noqa: E731
+
+        def quantiles(values: list[float]) -> dict[str, int | None]:
+            values = sorted(values)
+            q = lambda p: round(1000 * values[min(len(values) - 1, int(p * len(values)))])  # noqa: E731
+            return {"p50_ms": q(0.5), "p99_ms": q(0.99), "min_ms": q(0), "max_ms": round(1000 * values[-1])} \
+                if values else dict.fromkeys(("p50_ms", "p99_ms", "min_ms", "max_ms"))  # fmt: skip
+
+        measured = [c for c in expected if sent[c.event] - began >= args.warmup]
+        got = [c for c in measured if c.session["session_id"] in arrived]
+        closing_uuid = lambda c: plan.events[c.event]["uuid"]  # noqa: E731
+        mismatched = sum(
+            1 for c in got
+            if (row := arrived[c.session["session_id"]][1])["event_count"] != c.session["event_count"]
+            or row["distinct_id"] != c.session["distinct_id"] or row["kind"] != c.session["kind"]
+        )  # fmt: skip
+        reordered = sum(
+            1 for a, b in itertools.pairwise(sorted(read.values(), key=lambda m: (m["_partition"], m["_offset"])))
+            if a["_partition"] == b["_partition"] and index[a["uuid"]] > index[b["uuid"]]
+        )  # fmt: skip
         return {
             "rate": args.rate,
             "seconds": round(sending, 1),
             "speed": args.speed,
-            "messages": len(stream.records),
-            "sessions_closed": len(stream.sessions),
-            "measured": len(measured),
-            "missing": closable - len(measured),
-            "unexpected_rows": len(set(arrived) - set(stream.sessions)),
-            "p50_ms": q(0.5) if measured else None,
-            "p99_ms": q(0.99) if measured else None,
-            "min_ms": round(1000 * measured[0]) if measured else None,
-            "max_ms": round(1000 * measured[-1]) if measured else None,
+            "partitions": args.partitions,
+            "requests": requests,
+            "slowest_request_ms": round(1000 * slowest),
+            "events_sent": len(plan.events),
+            "events_refused": refused,
+            "events_read": len(read),
+            "events_reordered": reordered,
+            "project_ids": sorted({m["project_id"] for m in read.values()}),
+            "sessions_closed": len(expected),
+            "measured": len(got),
+            "missing": len(measured) - len(got),
+            "unexpected_rows": len(set(arrived) - {c.session["session_id"] for c in expected}),
+            "mismatched_rows": mismatched,
+            **quantiles([arrived[c.session["session_id"]][0] - sent[c.event] for c in got]),
+            "from_ack": quantiles([arrived[c.session["session_id"]][0] - acked[c.event] for c in got]),
+            "to_events": quantiles([read[closing_uuid(c)]["_read"] - sent[c.event] for c in got]),
+            "from_events": quantiles(
+                [arrived[c.session["session_id"]][0] - read[closing_uuid(c)]["_read"] for c in got]
+            ),
             "job_running_after_s": round(running, 1),
             "load_1m_before": round(load, 2),
             **figures,
@@ -560,7 +668,10 @@ async def delay(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     finally:
         if run is not None:
             run.kill()
+        if stack is not None:
+            await asyncio.to_thread(stack.down)
         broker.stop()
+        await drop_database(dsn)
 
 
 # ---- the report ----
@@ -616,17 +727,29 @@ def throughput_table(r: dict[str, Any]) -> list[str]:
 
 
 def delay_table(d: dict[str, Any], warmup: float) -> list[str]:
-    rss = d["peak_rss_mib"]
+    rss, named = d["peak_rss_mib"], d.get("named", {})
+    ms = lambda q: f"p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms (min {q['min_ms']}, max {q['max_ms']})"  # noqa: E731
     return [
-        f"delay, p1, {d['rate']:g} events/s for {d['seconds']} s, event time x{d['speed']:g}: "
-        f"p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms (min {d['min_ms']}, max {d['max_ms']}) over "
-        f"{d['measured']} sessions ({d['missing']} missing, {d['unexpected_rows']} unexpected rows)",
-        "  from sending the first event whose event time - FLINK_LATENESS_SECONDS reaches the session's end",
-        "  (its last event + SESSION_GAP_MINUTES) to reading its `sessions` row; sessions closed in the first",
-        f"  {warmup:g} s of sending left out. Job running (first checkpoint) {d['job_running_after_s']} s after launch.",
+        f"delay, capture -> persons -> events -> job (p1, {d['partitions']} partition(s)) -> sessions, "
+        f"{d['rate']:g} events/s for {d['seconds']} s in {d['requests']} PostHog /batch/ requests (slowest "
+        f"{d['slowest_request_ms']} ms), event time x{d['speed']:g}:",
+        f"  from the request sent: {ms(d)} over {d['measured']} sessions ({d['missing']} missing, "
+        f"{d['unexpected_rows']} unexpected rows, {d['mismatched_rows']} differing from the reference)",
+        f"  from the request acknowledged: {ms(d['from_ack'])}",
+        f"  of which request sent -> the event read from `events`: {ms(d['to_events'])}",
+        f"  and the event read from `events` -> the row read: {ms(d['from_events'])}",
+        f"  events: {d['events_sent']} sent, {d['events_refused']} refused, {d['events_read']} read from `events` "
+        f"({d['events_reordered']} out of order), project {d['project_ids']}",
+        "  The closing event: the first event whose event time - FLINK_LATENESS_SECONDS reaches the session's end",
+        "  (its last event + SESSION_GAP_MINUTES), sessions from tests/flink/reference.py on what `events` holds;",
+        f"  sessions closed in the first {warmup:g} s of sending left out. Job running (first checkpoint) "
+        f"{d['job_running_after_s']} s after launch.",
         f"  peak RSS MiB: JVM {rss.get('jvm')}, Python client {rss.get('client')}, UDF worker(s) "
-        f"{rss.get('worker')}, all at once {d['peak_total_rss_mib']}; CPU, cores: the job {d['cores']}, the "
-        f"broker {d['broker_cores']}, others {d['others_cores']}"
+        f"{rss.get('worker')}, all at once {d['peak_total_rss_mib']}; "
+        + ", ".join(f"{n} {v['peak_rss_mib']}" for n, v in named.items()),
+        f"  CPU, cores: the job {d['cores']}, "
+        + "".join(f"{n} {v['cores']} ({v['cpu_s']} s), " for n, v in named.items())
+        + f"the broker {d['broker_cores']}, others {d['others_cores']}"
         f"{' ' + str(d['others_busiest']) if d['others_busiest'] else ''}, 1-min load before {d['load_1m_before']}",
     ]
 
@@ -636,6 +759,8 @@ def table(r: dict[str, Any]) -> str:
     lines = [f"bench/flink.py: {c['cpus']} CPUs, FLINK_JVM_HEAP={c['jvm_heap']}, ~{c['event_bytes']} B per event, "
              f"load average before {c['load_before']}", ""]  # fmt: skip
     if "p1" in r:
+        if "throughput_time" in r:
+            lines += [f"(throughput: the figures of the run of {r['throughput_time']})"]
         lines += [*throughput_table(r), ""]
     if "delay" in r:
         lines += delay_table(r["delay"], c["warmup"])
@@ -682,6 +807,8 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=300, help="delay: event seconds per wall second")
     parser.add_argument("--warmup", type=float, default=10, help="delay: seconds of sending not measured")
     parser.add_argument("--drain", type=float, default=30, help="delay: seconds to wait for the last rows")
+    parser.add_argument("--tick", type=float, default=0.05, help="delay: seconds between PostHog batches")
+    parser.add_argument("--partitions", type=int, default=1, help="delay: partitions of every topic")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--parts", default="throughput,delay", help="what to run: throughput, delay or both")
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench" / "flink.json")
@@ -692,6 +819,11 @@ def main() -> None:
     result["bench_seconds"] = round(time.monotonic() - started)
     print(table(result))
     print(f"bench {result['bench_seconds']} s")
+    if "throughput" not in args.parts and args.output.exists():  # keep the last throughput figures
+        previous = orjson.loads(args.output.read_bytes())
+        if "p1" in previous:
+            result.update(p1=previous["p1"], p2=previous["p2"],
+                          throughput_time=previous.get("throughput_time", previous["time"]))  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     print(f"\nwritten to {args.output}")

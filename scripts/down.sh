@@ -17,3 +17,7 @@ if [ -f var/.postgres-started-by-us ]; then
   "${RUNAS[@]}" "$BIN/pg_ctl" -D "$PWD/var/postgres" -m fast stop >/dev/null && echo "down: stopped our Postgres"
   rm -f var/.postgres-started-by-us
 fi
+if [ -f var/.redis-started-by-us ]; then  # issue 10: limits
+  [ -f var/redis.pid ] && kill -TERM "$(cat var/redis.pid)" 2>/dev/null && echo "down: stopped our Redis"
+  rm -f var/.redis-started-by-us var/redis.pid
+fi

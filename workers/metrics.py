@@ -159,3 +159,29 @@ RECONCILE_MISSING = Gauge(
 RECONCILE_LAST_RUN = Gauge(
     "ua_reconcile_last_run_timestamp_seconds", "When the writer's last reconciliation finished (Unix time)"
 )
+
+
+# issue 10: limits (capture's rate limits and hot keys, the query API's budgets)
+CAPTURE_RATE_LIMITED = Counter(
+    "ua_capture_rate_limited_events_total",
+    "Events refused (429) by a rate limit: project (events/s of the project), distinct_id (of one distinct id)",
+    ["limit"],
+)
+CAPTURE_OVERFLOW_EVENTS = Counter(
+    "ua_capture_overflow_events_total", "Events of hot distinct ids routed to events_overflow"
+)
+CAPTURE_LIMIT_CHECK_SECONDS = Histogram(
+    "ua_capture_limit_check_seconds",
+    "Time of one request's rate-limit check (Redis round trip, or the per-process buckets)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
+CAPTURE_LIMITS_LOCAL = Counter(
+    "ua_capture_limit_checks_local_total",
+    "Rate-limit checks made with per-process buckets because Redis could not be reached",
+)
+QUERY_REJECTED = Counter(
+    "ua_query_rejected_total",
+    "Query API requests refused by a limit: concurrency (429, the key's budget), max_execution_time,"
+    " max_memory_usage, max_rows_to_read (ClickHouse stopped the statement)",
+    ["reason"],
+)

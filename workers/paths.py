@@ -1,6 +1,6 @@
 """Paths: the most common event sequences per session, as edges `1_<event> -> 2_<event>` with counts.
 
-A session (the Flink job's, as /api/sessions counts them) is its events in the range in time order; the path starts at the session's
+A session (as the Flink job cuts them: session_events.sql) is its events in the range in time order; the path starts at the session's
 first `start_event` (sessions without it are left out) or, with none given, at its first event, and is
 cut to `steps` events. Each edge counts the sessions that took it; the `limit` biggest come back.
 """
@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import BadRequest, _date, statement
+from workers.trends import BadRequest, _date, session_events, statement
 
 MAX_STEPS = 10
 
@@ -57,5 +57,5 @@ def sql_for(q: PathsQuery, project_id: int, timezone: str) -> tuple[str, dict[st
     if q.start_event is not None:
         params["start_event"] = q.start_event
         start = "indexOf(events, {start_event:String})"
-    events = statement("session_events.sql", {"filters": "1"})
+    events = session_events("1")
     return statement("paths.sql", {"start": start, "session_events": events}), params

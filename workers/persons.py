@@ -32,6 +32,7 @@ from workers.freshness import instance_id, is_heartbeat, passed_on
 from workers.identity import Key, Person, PersonId, Plan, Walk, first_version, junk_reason, link_of
 from workers.kafka import (
     EVENTS,
+    EVENTS_OVERFLOW,
     EVENTS_RAW,
     PERSON_DISTINCT_IDS,
     PERSONS,
@@ -39,7 +40,7 @@ from workers.kafka import (
     Producer,
     Record,
     ensure_topics,
-    start_consumer,
+    start_prioritized_consumer,
     start_producer,
 )
 from workers.metrics import (
@@ -394,7 +395,9 @@ def make_process(store: PersonStore, limits: Limits, enrichment: Enrichment | No
                 )
             if outcome.merged:
                 PERSONS_MERGES.labels(outcome.merged).inc()
-            results[index] = Ok([(EVENTS, Record(batch[index].key, orjson.dumps(event)))])
+            # an events_overflow message has no key: its event goes on keyed as any other
+            key = batch[index].key or f"{event.get('token')}:{event['distinct_id']}".encode()
+            results[index] = Ok([(EVENTS, Record(key, orjson.dumps(event)))])
         return results
 
     return process
@@ -439,8 +442,10 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     )
     process = make_process(store, Limits.from_settings(settings), enrichment)
     loop = ConsumeLoop(config, process, sink, KafkaDeadLetters(producer, STAGE))
-    consumer = await start_consumer(settings, STAGE, [EVENTS_RAW], loop.flush)
-    log.info("persons_consuming", topic=EVENTS_RAW, outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])
+    # hot distinct ids' events (events_overflow) only while events_raw leaves room in a batch
+    consumer = await start_prioritized_consumer(settings, STAGE, [EVENTS_RAW], [EVENTS_OVERFLOW], loop.flush)
+    log.info("persons_consuming", topic=EVENTS_RAW, low_priority=EVENTS_OVERFLOW,
+             outputs=[EVENTS, PERSONS, PERSON_DISTINCT_IDS])  # fmt: skip
     tracking = asyncio.create_task(
         lag.track(pool, instance_id(STAGE), producer.produced, settings.heartbeat_seconds, stopping, STAGE,
                   consumer.committed)

@@ -16,9 +16,17 @@ class Project:
     api_token: str
     api_key: str
     timezone: str
+    # issue 10: limits (capture's rate limits; None = the CAPTURE_* default)
+    events_per_second: float | None = None
+    events_burst: int | None = None
+    distinct_id_events_per_second: float | None = None
+    distinct_id_burst: int | None = None
 
 
-_COLUMNS = "id, name, api_token, api_key, timezone"
+_COLUMNS = (
+    "id, name, api_token, api_key, timezone,"
+    " events_per_second, events_burst, distinct_id_events_per_second, distinct_id_burst"
+)
 
 
 class ProjectCache:

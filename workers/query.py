@@ -26,11 +26,11 @@ from aiohttp import web
 
 from workers import definitions, events_api, funnels, paths, retention, rollups, sessions, trends
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
-from workers.metrics import QUERY_REQUESTS, QUERY_SECONDS
+from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
 from workers.result_cache import ResultCache
-from workers.settings import Settings
+from workers.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,8 +41,14 @@ POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 PROJECTS_KEY = web.AppKey("projects", ProjectCache)
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
 DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
-# ClickHouse error codes of a valid analytics request that hit a limit: TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED
-TOO_BIG = {159: "over QUERY_MAX_SECONDS", 241: "over ClickHouse's memory limit"}
+# ClickHouse error codes of a valid request that hit a limit (TOO_MANY_ROWS, TIMEOUT_EXCEEDED,
+# MEMORY_LIMIT_EXCEEDED) -> the limit
+TOO_BIG = {158: "max_rows_to_read", 159: "max_execution_time", 241: "max_memory_usage"}
+# issue 10: limits. The endpoints that run ClickHouse statements, each under its own limits
+# (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
+ENDPOINTS = ("sql", "trends", "funnels", "retention", "sessions", "paths", "events", "persons")
+LIMITS_KEY = web.AppKey("endpoint_limits", dict)
+RETRY_AFTER_SECONDS = 1
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -118,21 +124,22 @@ async def create_project(request: web.Request) -> web.Response:
     return _json(_project_json(project), status=201)
 
 
-async def _run(app: web.Application, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    limits = {"readonly": 1, "max_execution_time": app[SETTINGS_KEY].query_max_seconds}
-    return await app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
+async def _run(request: web.Request, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """A statement of the request's endpoint, read-only, under the endpoint's ClickHouse limits."""
+    limits = {"readonly": 1, **request.app[LIMITS_KEY][endpoint_name(request)]}
+    return await request.app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
 
 
-async def _trends(app: web.Application, q: trends.TrendsQuery, project: Project) -> Any:
+async def _trends(request: web.Request, q: trends.TrendsQuery, project: Project) -> Any:
     active = None
     if q.measure == "active_percent":
-        active = await _run(app, *trends.sql_for(q, None, project.id, project.timezone))
+        active = await _run(request, *trends.sql_for(q, None, project.id, project.timezone))
 
     async def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return await _run(app, statement, params)
+        return await _run(request, statement, params)
 
     async def raw(part: trends.TrendsQuery, series: trends.Series) -> list[dict[str, Any]]:
-        return await _run(app, *trends.sql_for(part, series, project.id, project.timezone))
+        return await _run(request, *trends.sql_for(part, series, project.id, project.timezone))
 
     result = []
     for series in q.series:
@@ -155,27 +162,27 @@ async def _trends(app: web.Application, q: trends.TrendsQuery, project: Project)
     return {"series": result}
 
 
-async def _funnels(app: web.Application, q: funnels.FunnelQuery, project: Project) -> Any:
-    return funnels.result(q, await _run(app, *funnels.sql_for(q, project.id, project.timezone)))
+async def _funnels(request: web.Request, q: funnels.FunnelQuery, project: Project) -> Any:
+    return funnels.result(q, await _run(request, *funnels.sql_for(q, project.id, project.timezone)))
 
 
-async def _retention(app: web.Application, q: retention.RetentionQuery, project: Project) -> Any:
-    rows = await _run(app, *retention.sql_for(q, project.id, project.timezone))
+async def _retention(request: web.Request, q: retention.RetentionQuery, project: Project) -> Any:
+    rows = await _run(request, *retention.sql_for(q, project.id, project.timezone))
     return {"cohorts": retention.cohorts(q, rows)}
 
 
-async def _sessions(app: web.Application, q: sessions.SessionsQuery, project: Project) -> Any:
-    rows = await _run(app, *sessions.sql_for(q, project.id, project.timezone))
+async def _sessions(request: web.Request, q: sessions.SessionsQuery, project: Project) -> Any:
+    rows = await _run(request, *sessions.sql_for(q, project.id, project.timezone))
     return sessions.result(q, rows, project.timezone)
 
 
-async def _paths(app: web.Application, q: paths.PathsQuery, project: Project) -> Any:
-    rows = await _run(app, *paths.sql_for(q, project.id, project.timezone))
+async def _paths(request: web.Request, q: paths.PathsQuery, project: Project) -> Any:
+    rows = await _run(request, *paths.sql_for(q, project.id, project.timezone))
     return {"edges": [{"source": r["source"], "target": r["target"], "value": r["value"]} for r in rows]}
 
 
 def analytics(
-    parse: Callable[[Any], Any], answer: Callable[[web.Application, Any, Project], Awaitable[Any]]
+    parse: Callable[[Any], Any], answer: Callable[[web.Request, Any, Project], Awaitable[Any]]
 ) -> Handler:
     """An analytics endpoint: the caller's project, the parsed request (400 naming what is wrong, or an
     event or property the project never used), then the answer, from the result cache when it holds one
@@ -196,7 +203,7 @@ def analytics(
             return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
         try:
             await request.app[DEFINITIONS_KEY].check(project.id, definitions.names_in(q))
-            result = orjson.dumps(await answer(request.app, q, project))
+            result = orjson.dumps(await answer(request, q, project))
         except definitions.UnknownName as exc:
             return _error(400, exc.code, str(exc))
         except (ClickHouseError, ClickHouseUnavailable) as exc:
@@ -214,7 +221,8 @@ def _refused(exc: ClickHouseError | ClickHouseUnavailable) -> web.Response:
         log.error("clickhouse_unavailable", error=str(exc))
         return _error(503, "clickhouse_unavailable", str(exc))
     if exc.code in TOO_BIG:
-        return _error(503, "query_too_expensive", f"{TOO_BIG[exc.code]}: {exc}")
+        QUERY_REJECTED.labels(TOO_BIG[exc.code]).inc()
+        return _error(503, "query_too_expensive", f"over the endpoint's {TOO_BIG[exc.code]}: {exc}")
     return _error(400, "query_error", str(exc))
 
 
@@ -227,7 +235,7 @@ async def _events_page(request: web.Request, project: Project, distinct_ids: lis
     days, scan = 1, 2 * (limit + 1)
     while True:
         since = max(params["after"], end - timedelta(days=days))
-        rows = await _run(request.app, statement, {**params, "after": since, "scan": scan})
+        rows = await _run(request, statement, {**params, "after": since, "scan": scan})
         distinct = events_api.distinct(rows)
         if len(distinct) > limit or (len(rows) < scan and since == params["after"]):
             return events_api.page(distinct, limit)
@@ -306,7 +314,7 @@ async def sql(request: web.Request) -> web.Response:
         return _error(400, "missing_query", 'send {"query": "SELECT ..."}')
     limits: dict[str, Any] = {
         "readonly": 1,
-        "max_execution_time": settings.query_max_seconds,
+        **request.app[LIMITS_KEY]["sql"],
         "max_result_rows": settings.query_max_rows + 1,
         "result_overflow_mode": "break",
     }
@@ -344,8 +352,77 @@ async def _measure(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+def endpoint_name(request: web.Request) -> str:
+    """`trends` for /api/trends, `persons` for /api/persons/{distinct_id}: the name QUERY_ENDPOINT_LIMITS uses."""
+    resource = request.match_info.route.resource
+    parts = resource.canonical.split("/") if resource is not None else []
+    return parts[2] if len(parts) > 2 and parts[1] == "api" else ""
+
+
+def endpoint_limits(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each endpoint's ClickHouse limits: QUERY_MAX_SECONDS, QUERY_MAX_MEMORY_BYTES and
+    QUERY_MAX_ROWS_TO_READ, with the endpoint's own from QUERY_ENDPOINT_LIMITS over them."""
+    unknown = sorted(set(settings.query_endpoint_limits) - set(ENDPOINTS))
+    if unknown:
+        raise SettingsError(
+            f"QUERY_ENDPOINT_LIMITS: unknown endpoints {unknown}; known: {', '.join(ENDPOINTS)}"
+        )
+    defaults = {
+        "max_execution_time": settings.query_max_seconds,
+        "max_memory_usage": settings.query_max_memory_bytes,
+        "max_rows_to_read": settings.query_max_rows_to_read,
+    }
+    return {e: {**defaults, **settings.query_endpoint_limits.get(e, {})} for e in ENDPOINTS}
+
+
+class KeySlots:
+    """At most `per_key` requests in flight per API key; one key's slots are never another's."""
+
+    def __init__(self, per_key: int) -> None:
+        self._per_key = per_key
+        self._busy: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        busy = self._busy.get(key, 0)
+        if busy >= self._per_key:
+            return False
+        self._busy[key] = busy + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        busy = self._busy.pop(key) - 1
+        if busy:
+            self._busy[key] = busy
+
+
+SLOTS_KEY = web.AppKey("key_slots", KeySlots)
+
+
+@web.middleware
+async def _key_budget(request: web.Request, handler: Any) -> web.StreamResponse:
+    """An endpoint that runs ClickHouse statements waits for nothing: past the key's concurrency it is a 429
+    with Retry-After at once."""
+    if endpoint_name(request) not in ENDPOINTS:
+        return await handler(request)
+    key, slots = _bearer(request), request.app[SLOTS_KEY]
+    if not slots.take(key):
+        QUERY_REJECTED.labels("concurrency").inc()
+        answer = _error(429, "too_many_concurrent_queries",
+                        f"this key already has {request.app[SETTINGS_KEY].query_key_concurrency} queries running"
+                        " (QUERY_KEY_CONCURRENCY); retry when one has finished")  # fmt: skip
+        answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    finally:
+        slots.give_back(key)
+
+
 def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Application:
-    app = web.Application(middlewares=[_measure], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_measure, _key_budget], client_max_size=1024 * 1024)
+    app[LIMITS_KEY] = endpoint_limits(settings)
+    app[SLOTS_KEY] = KeySlots(settings.query_key_concurrency)
     app[SETTINGS_KEY] = settings
     app[CLICKHOUSE_KEY] = ch
     app[POOL_KEY] = pool

@@ -25,6 +25,7 @@ from workers.trends import (
     bucket_starts,
     event_filters,
     label,
+    session_events,
     statement,
 )
 
@@ -64,7 +65,7 @@ def sql_for(q: SessionsQuery, project_id: int, timezone: str) -> tuple[str, dict
     }  # fmt: skip
     matching = "1"
     if q.filters:
-        events = statement("session_events.sql", {"filters": _filter_sql(q.filters, "f", params)})
+        events = session_events(_filter_sql(q.filters, "f", params))
         matching = f"session_id IN (SELECT session_id FROM ({events}))"
     return statement("sessions.sql", {"bucket": INTERVALS[q.interval], "sessions": matching}), params
 

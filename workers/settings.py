@@ -7,6 +7,7 @@ README documents each one. A bad value raises `SettingsError` naming the variabl
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -80,6 +81,40 @@ def _state_backend(raw: str) -> str:
     return backend
 
 
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+QUERY_LIMIT_NAMES = ("max_execution_time", "max_memory_usage", "max_rows_to_read")
+
+
+def _endpoint_limits(raw: str) -> dict[str, dict[str, float]]:
+    """JSON {"<endpoint>": {"max_execution_time" | "max_memory_usage" | "max_rows_to_read": number}};
+    the query API checks the endpoint names when it starts."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"must be a JSON object: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError('must be a JSON object of objects: {"funnels": {"max_execution_time": 60}}')
+    for endpoint, limits in value.items():
+        for name, number in limits.items():
+            if name not in QUERY_LIMIT_NAMES:
+                raise ValueError(f"{endpoint}.{name}: a limit is one of {', '.join(QUERY_LIMIT_NAMES)}")
+            if not isinstance(number, int | float) or isinstance(number, bool) or number <= 0:
+                raise ValueError(f"{endpoint}.{name} must be a positive number")
+    return value
+
+
+def _compression(raw: str) -> str:
+    codec = raw.strip().lower()
+    if codec not in ("none", "gzip"):
+        raise ValueError("must be none or gzip (lz4, snappy and zstd need the cramjam package)")
+    return codec
+
+
 _port = _int(0, 65535)
 _MB = 1024 * 1024
 
@@ -151,6 +186,23 @@ class Settings:
     reconcile_interval_seconds: float
     reconcile_hours: int
     reconcile_settle_seconds: float
+    # issue 10: limits
+    capture_rate_limits: bool
+    capture_redis_url: str
+    capture_redis_prefix: str
+    capture_project_events_per_second: float
+    capture_project_burst: int
+    capture_distinct_id_events_per_second: float
+    capture_distinct_id_burst: int
+    capture_overflow_events_per_second: float
+    capture_overflow_burst: int
+    capture_amplitude_max_events: int
+    query_key_concurrency: int
+    query_max_memory_bytes: int
+    query_max_rows_to_read: int
+    query_endpoint_limits: dict[str, dict[str, float]]
+    # issue 10: broker
+    kafka_compression: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -234,4 +286,21 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reconcile_interval_seconds": ("3600", _float(0, 7 * 86400)),
     "reconcile_hours": ("24", _int(1, 24 * 366)),
     "reconcile_settle_seconds": ("300", _float(0, 86400)),
+    # issue 10: limits
+    "capture_rate_limits": ("true", _bool),
+    "capture_redis_url": ("redis://127.0.0.1:6379/0", _redis_url),
+    "capture_redis_prefix": ("ua:limits:", _nonempty),
+    "capture_project_events_per_second": ("10000", _float(0.001, 1e9)),
+    "capture_project_burst": ("100000", _int(1, 1_000_000_000)),
+    "capture_distinct_id_events_per_second": ("1000", _float(0.001, 1e9)),
+    "capture_distinct_id_burst": ("10000", _int(1, 1_000_000_000)),
+    "capture_overflow_events_per_second": ("100", _float(0.001, 1e9)),
+    "capture_overflow_burst": ("1000", _int(1, 1_000_000_000)),
+    "capture_amplitude_max_events": ("2000", _int(1, 1_000_000)),
+    "query_key_concurrency": ("4", _int(1, 10_000)),
+    "query_max_memory_bytes": (str(4 * 1024 * _MB), _int(_MB, 1024 * 1024 * _MB)),
+    "query_max_rows_to_read": ("1000000000", _int(1, 10**15)),
+    "query_endpoint_limits": ("{}", _endpoint_limits),
+    # issue 10: broker
+    "kafka_compression": ("none", _compression),
 }

@@ -55,6 +55,11 @@ def statement(name: str, fragments: Mapping[str, str]) -> str:
     return text
 
 
+def session_events(filters: str) -> str:
+    """session_events.sql: the range's events passing `filters` (SQL), each with its session id."""
+    return statement("session_events.sql", {"sdk_key": fragment("sdk_session_key.sql"), "filters": filters})
+
+
 class BadRequest(ValueError):
     """A request the API refuses with 400; the message names the field."""
 

@@ -74,6 +74,7 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         "DRAIN_TIMEOUT_SECONDS": "20",
         "LOG_LEVEL": "info",
         "HEARTBEAT_SECONDS": "3600",  # issue 10: no heartbeat among the messages this test counts
+        "CAPTURE_REDIS_PREFIX": f"ua-test-{uuid.uuid4().hex}:",  # rate limits of this run's own
     }
     processes = start_workers(env, tmp)
     running = Stack(env, processes, tmp)

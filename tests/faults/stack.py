@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class Stack:
             # heartbeats (issue 10) off in effect: these tests count every message of a topic as an event;
             # the freshness and reconciliation tests turn them on
             "HEARTBEAT_SECONDS": "3600",
+            "CAPTURE_REDIS_PREFIX": f"ua-test-{uuid.uuid4().hex}:",  # rate limits of this stack's own
             **{name.upper(): str(value) for name, value in settings.items()},
         }
         self.autorestart = False

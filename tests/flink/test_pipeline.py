@@ -99,7 +99,8 @@ def expected_sessions(merged: dict, project: Project, body: dict[str, Any]) -> d
 
 
 def expected_paths(stream: list[dict], merged: dict, project: Project, steps: int) -> list[dict]:
-    """Each event (once per uuid) in the stored session of its key whose [start, end] holds it."""
+    """Each event (once per uuid) in its SDK session, or else in the stored window session of its distinct
+    id whose [start, end] holds it."""
     spans: dict[tuple, list[tuple[int, int, str]]] = defaultdict(list)
     for (p, sid), s in merged.items():
         pkey = s["distinct_id"] if s["kind"] == "window" else sid
@@ -118,7 +119,9 @@ def expected_paths(stream: list[dict], merged: dict, project: Project, steps: in
             continue
         ms = epoch_ms(e["timestamp"])
         kind, pkey = session_key(e)
-        for first, last, sid in spans.get((project.id, kind, pkey), []):
+        if kind != "window":  # the SDK's session, stored or not
+            by_session[pkey].append((moment.astimezone(UTC), e["uuid"], e["event"]))
+        for first, last, sid in spans.get((project.id, kind, pkey), []) if kind == "window" else []:
             if first <= ms <= last:
                 by_session[sid].append((moment.astimezone(UTC), e["uuid"], e["event"]))
     edges: Counter[tuple[str, str]] = Counter()

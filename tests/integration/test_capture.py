@@ -800,7 +800,8 @@ async def test_main_serves_until_stopping_is_set(settings: Settings, env: Env) -
     user = uid("main")
     port = free_port()
     stopping = asyncio.Event()
-    task = asyncio.create_task(main(dataclasses.replace(settings, capture_port=port), stopping))
+    limits_off = dataclasses.replace(settings, capture_port=port, capture_rate_limits=False)  # no Redis here
+    task = asyncio.create_task(main(limits_off, stopping))
     await asyncio.to_thread(wait_for_port, port, 20)
     body = {"api_key": env.token, "batch": [{"event": "via-main", "distinct_id": user}]}
     async with env.http.post(f"http://127.0.0.1:{port}/batch/", data=orjson.dumps(body)) as response:

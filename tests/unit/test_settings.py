@@ -25,6 +25,7 @@ def test_environment_overrides_defaults() -> None:
         ("CAPTURE_PORT", "eighty", "CAPTURE_PORT='eighty'"),
         ("CAPTURE_PORT", "70000", "between 0 and 65535"),
         ("KAFKA_ENABLE_IDEMPOTENCE", "maybe", "true or false"),
+        ("KAFKA_COMPRESSION", "lz4", "cramjam"),
         ("CLICKHOUSE_URL", "mysql://x", "chdb://"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
         ("WRITER_BATCH_MAX_SECONDS", "0", "WRITER_BATCH_MAX_SECONDS"),

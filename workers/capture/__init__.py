@@ -47,6 +47,7 @@ class Rejected(Exception):
         detail: str,
         errors: Sequence[EventError] = (),
         extra: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
@@ -54,6 +55,7 @@ class Rejected(Exception):
         self.detail = detail
         self.errors = list(errors)
         self.extra = dict(extra or {})
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 def parse_time(value: object, unit: Literal["s", "ms", "auto"]) -> datetime:

@@ -211,3 +211,30 @@ def _uuid(project_id: int, distinct_id: str, insert_id: str | None) -> str:
     if insert_id is None:
         return str(uuid.uuid4())
     return str(uuid.uuid5(INSERT_ID_NAMESPACE, f"{project_id}:{distinct_id}:{insert_id}"))
+
+
+def throttled_answer(
+    events: Sequence[Event], throttled: Sequence[int], eps_threshold: float
+) -> dict[str, Any]:
+    """Amplitude's 429 for a request whose events `throttled` (indexes) were over a rate limit: the SDKs
+    resend exactly those after 30 s (the others were stored; their resends are deduplicated by insert_id).
+    `throttled_users` / `throttled_devices` count each user's (or, without a user id, device's) throttled
+    events in this request; Amplitude puts the id's events per second there (the SDKs do not read it)."""
+    users: dict[str, int] = {}
+    devices: dict[str, int] = {}
+    for index in throttled:
+        properties = events[index]["properties"]
+        user_id = properties.get("$user_id")
+        if user_id is not None:
+            users[user_id] = users.get(user_id, 0) + 1
+        else:
+            device_id = properties["$device_id"]
+            devices[device_id] = devices.get(device_id, 0) + 1
+    return {
+        "code": 429,
+        "error": "Too many requests for some devices and users",
+        "eps_threshold": int(eps_threshold) if eps_threshold == int(eps_threshold) else eps_threshold,
+        "throttled_devices": devices,
+        "throttled_users": users,
+        "throttled_events": list(throttled),
+    }

@@ -1,9 +1,12 @@
-"""capture's HTTP server: PostHog and Amplitude SDK requests -> `events_raw`.
+"""capture's HTTP server: PostHog and Amplitude SDK requests -> `events_raw` (hot keys: `events_overflow`).
 
 A request is all or nothing: every event is decoded, checked and serialized before one `send_all`, and the
-answer (200) waits for Kafka's acknowledgement of all of them. Errors are answered in the protocol's own
-shape (PostHog: `{type, code, detail, errors}`; Amplitude: `{code, error, ...}` with `code` = HTTP status)
-because the SDKs decide from the answer whether to drop, split or resend (PROTOCOLS.md §6).
+answer (200) waits for Kafka's acknowledgement of all of them. The one exception is Amplitude's throttling:
+over a rate limit (`workers.capture.limits`) the events that fit are produced and the answer is a 429 that
+lists the others (`throttled_events`), as Amplitude does; PostHog requests over a limit are refused whole.
+Errors are answered in the protocol's own shape (PostHog: `{type, code, detail, errors}`; Amplitude:
+`{code, error, ...}` with `code` = HTTP status) because the SDKs decide from the answer whether to drop,
+split or resend (PROTOCOLS.md §6).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from aiohttp import web
 from workers import lag
 from workers.capture import Event, EventError, Rejected, amplitude, posthog
 from workers.capture.decode import decode_payload
+from workers.capture.limits import Limiter, rates_for
 from workers.freshness import AcceptedCounts, heartbeats, instance_id
 from workers.kafka import (
     ACCEPTED_COUNTS,
+    EVENTS_OVERFLOW,
     EVENTS_RAW,
     ProduceFailed,
     Producer,
@@ -37,6 +42,8 @@ from workers.kafka import (
 )
 from workers.metrics import (
     CAPTURE_EVENTS,
+    CAPTURE_OVERFLOW_EVENTS,
+    CAPTURE_RATE_LIMITED,
     CAPTURE_REQUEST_BYTES,
     CAPTURE_REQUEST_SECONDS,
     CAPTURE_REQUESTS,
@@ -53,7 +60,7 @@ AMPLITUDE_PATHS = ("/2/httpapi",)
 BATCH_PATH = "/batch"  # "/batch/" is PostHog's, "/batch" Amplitude's: the body shape decides
 RETRY_AFTER_SECONDS = "2"
 DECODE_IN_THREAD_BYTES = 256 * 1024  # bigger bodies are decoded and cleaned off the event loop
-_ERROR_TYPES = {401: "authentication_error", 503: "server_error"}
+_ERROR_TYPES = {401: "authentication_error", 429: "rate_limit_error", 503: "server_error"}
 _POSTGRES_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,11 +76,18 @@ class ProjectLookup(Protocol):
 
 
 def create_app(
-    settings: Settings, producer: EventProducer, projects: ProjectLookup, counts: AcceptedCounts | None = None
+    settings: Settings,
+    producer: EventProducer,
+    projects: ProjectLookup,
+    counts: AcceptedCounts | None = None,
+    limiter: Limiter | None = None,
 ) -> web.Application:
     """The capture routes. Serve it with `serve` (it turns off aiohttp's own, unbounded decompression).
-    `counts` tallies the accepted events (workers.freshness)."""
-    capture = _Capture(settings, producer, projects, counts or AcceptedCounts(instance_id("capture")))
+    `counts` tallies the accepted events (workers.freshness); without a `limiter` no rate limit applies
+    (CAPTURE_RATE_LIMITS=false)."""
+    capture = _Capture(
+        settings, producer, projects, counts or AcceptedCounts(instance_id("capture")), limiter
+    )
     app = web.Application(client_max_size=settings.capture_max_body_bytes, middlewares=[_observe])
     for path in POSTHOG_PATHS:
         for route in (path, path + "/"):
@@ -129,7 +143,12 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         ]
         cleanup.push_async_callback(_wait, ticks)
         cleanup.callback(done.set)
-        app = create_app(settings, producer, ProjectCache(pool, settings.project_cache_seconds), counts)
+        limiter = Limiter.from_settings(settings) if settings.capture_rate_limits else None
+        if limiter is not None:
+            cleanup.push_async_callback(limiter.close)
+        app = create_app(
+            settings, producer, ProjectCache(pool, settings.project_cache_seconds), counts, limiter
+        )
         drain = settings.drain_timeout_seconds * 0.8  # leaves the rest for the producer and the pool
         runner = await serve(app, settings.capture_host, settings.capture_port, drain)
         cleanup.push_async_callback(runner.cleanup)
@@ -186,14 +205,30 @@ class _Tally:
     events: int = 0
 
 
+@dataclass(slots=True)
+class _Routed:
+    """A request's events under the rate limits, as indexes into its events."""
+
+    raw: list[int]  # to events_raw
+    overflow: list[int]  # hot distinct ids' surplus, to events_overflow
+    refused: list[int]  # over a limit: not produced
+    retry_after: int = 1  # seconds, when some were refused
+
+
 class _Capture:
     def __init__(
-        self, settings: Settings, producer: EventProducer, projects: ProjectLookup, counts: AcceptedCounts
+        self,
+        settings: Settings,
+        producer: EventProducer,
+        projects: ProjectLookup,
+        counts: AcceptedCounts,
+        limiter: Limiter | None,
     ) -> None:
         self._settings = settings
         self._producer = producer
         self._projects = projects
         self._counts = counts
+        self._limiter = limiter
         self._limits = Limits.from_settings(settings)
 
     async def posthog(self, request: web.Request) -> web.Response:
@@ -234,7 +269,9 @@ class _Capture:
             )
             events = [o for o in outcomes if not isinstance(o, EventError)]
             if events:
-                await self._produce(events)
+                values = self._serialize(events)
+                routed = await self._route(project, events, whole=True)
+                await self._produce(events, values, routed)
         except Rejected as rejected:
             return _reject(request, tally, rejected)
         results: dict[str, dict[str, str]] = {}
@@ -276,7 +313,8 @@ class _Capture:
             raise Rejected(401, "missing_token", "no api_key or token in the body, the events or the query")
         project = await self._project(env.token)
         events = posthog.normalize(env, project.id, project.api_token, received_at, client_ip(request))
-        await self._produce(events)
+        values = self._serialize(events)
+        await self._produce(events, values, await self._route(project, events, whole=True))
         CAPTURE_EVENTS.labels("posthog", "accepted").inc(len(events))
         return _json({"status": 1})
 
@@ -285,10 +323,26 @@ class _Capture:
     ) -> web.Response:
         env = await self._clean(amplitude.envelope(payload), size)
         tally.events = len(env.events)
+        most = self._settings.capture_amplitude_max_events
+        if len(env.events) > most:
+            raise Rejected(413, "too_many_events", f"{len(env.events)} events, over {most} per request")
         project = await self._project(env.api_key)
         events = amplitude.normalize(env, project.id, received_at, client_ip(request))
-        await self._produce(events)
-        CAPTURE_EVENTS.labels("amplitude", "accepted").inc(len(events))
+        values = self._serialize(events)
+        routed = await self._route(project, events, whole=False)
+        await self._produce(events, values, routed)
+        accepted = len(events) - len(routed.refused)
+        CAPTURE_EVENTS.labels("amplitude", "accepted").inc(accepted)
+        if routed.refused:
+            CAPTURE_EVENTS.labels("amplitude", "rejected").inc(len(routed.refused))
+            eps = rates_for(project, self._settings).distinct_id.rate
+            log.info("capture_throttled", protocol="amplitude", path=request.path, project_id=project.id,
+                     accepted=accepted, throttled=len(routed.refused))  # fmt: skip
+            return _json(
+                amplitude.throttled_answer(events, routed.refused, eps),
+                429,
+                {"Retry-After": str(routed.retry_after)},
+            )
         return _json(
             {
                 "code": 200,
@@ -354,17 +408,48 @@ class _Capture:
             raise Rejected(401, "invalid_token", f"no project has the token {token[:64]!r}")
         return project
 
-    async def _produce(self, events: list[Event]) -> None:
-        limit = self._settings.capture_max_event_bytes
-        records: list[Record] = []
-        too_large: list[EventError] = []
+    async def _route(self, project: Project, events: list[Event], whole: bool) -> _Routed:
+        """Which events go to events_raw, which to events_overflow and which are refused, by the project's
+        rate limits; `whole` refuses the request (429, Retry-After) rather than some of its events."""
+        if self._limiter is None:
+            return _Routed(list(range(len(events))), [], [])
+        by_id: dict[str, list[int]] = {}
         for index, event in enumerate(events):
-            value = orjson.dumps(event)
-            if len(value) > limit:
-                too_large.append(
-                    EventError(index, "event", f"{len(value)} bytes, over the {limit} byte limit")
-                )
-            records.append(Record(f"{event['token']}:{event['distinct_id']}".encode(), value))
+            by_id.setdefault(event["distinct_id"], []).append(index)
+        rates = rates_for(project, self._settings)
+        taken = await self._limiter.take(project.id, rates, [(d, len(i)) for d, i in by_id.items()], whole)
+        routed = _Routed([], [], [], taken.retry_after_seconds)
+        for indexes, granted, overflow in zip(by_id.values(), taken.granted, taken.overflow, strict=True):
+            routed.raw += indexes[: granted - overflow]
+            routed.overflow += indexes[granted - overflow : granted]
+            routed.refused += indexes[granted:]
+        if taken.refused_by_project:
+            CAPTURE_RATE_LIMITED.labels("project").inc(taken.refused_by_project)
+        if len(routed.refused) > taken.refused_by_project:  # a whole request counts where a distinct id was
+            CAPTURE_RATE_LIMITED.labels("distinct_id").inc(len(routed.refused) - taken.refused_by_project)
+        if whole and routed.refused:
+            by = "the project's" if taken.refused_by_project else "a distinct id's"
+            raise Rejected(
+                429,
+                "rate_limited",
+                f"over {by} rate limit ({rates.project.rate:g} events/s per project,"
+                f" {rates.distinct_id.rate:g} per distinct id); retry after {taken.retry_after_seconds} s",
+                retry_after=taken.retry_after_seconds,
+            )
+        routed.raw.sort()
+        routed.overflow.sort()
+        routed.refused.sort()
+        return routed
+
+    def _serialize(self, events: list[Event]) -> list[bytes]:
+        """Each event's bytes on Kafka; 413 naming the events over CAPTURE_MAX_EVENT_BYTES."""
+        limit = self._settings.capture_max_event_bytes
+        values = [orjson.dumps(event) for event in events]
+        too_large = [
+            EventError(index, "event", f"{len(value)} bytes, over the {limit} byte limit")
+            for index, value in enumerate(values)
+            if len(value) > limit
+        ]
         if too_large:
             raise Rejected(
                 413,
@@ -373,13 +458,27 @@ class _Capture:
                 errors=too_large,
                 extra={"events_too_large": [e.index for e in too_large]},
             )
+        return values
+
+    async def _produce(self, events: list[Event], values: list[bytes], routed: _Routed) -> None:
+        """events_raw keyed `<token>:<distinct_id>` (one user's events in order on one partition);
+        events_overflow without a key, so a hot distinct id spreads over every partition."""
+        raw = [
+            Record(f"{events[i]['token']}:{events[i]['distinct_id']}".encode(), values[i]) for i in routed.raw
+        ]
+        overflow = [Record(None, values[i]) for i in routed.overflow]
+        sends = [
+            self._producer.send_all(t, r) for t, r in ((EVENTS_RAW, raw), (EVENTS_OVERFLOW, overflow)) if r
+        ]
         try:
-            await self._producer.send_all(EVENTS_RAW, records)
+            await asyncio.gather(*sends)
         except ProduceFailed as exc:
             raise Rejected(
                 503, "kafka_unavailable", "Kafka did not acknowledge the events; retry later"
             ) from exc
-        self._counts.add(events)
+        self._counts.add([events[i] for i in (*routed.raw, *routed.overflow)])
+        if overflow:
+            CAPTURE_OVERFLOW_EVENTS.inc(len(overflow))
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -420,7 +519,11 @@ def _reject(request: web.Request, tally: _Tally, rejected: Rejected) -> web.Resp
         invalid=[(e.index, e.field) for e in rejected.errors[:20]],
         cause=f"{type(cause).__name__}: {cause}" if cause else None,
     )
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if rejected.status == 503 else None
+    headers = None
+    if rejected.retry_after is not None:
+        headers = {"Retry-After": str(rejected.retry_after)}
+    elif rejected.status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     if tally.protocol == "amplitude":
         error = "Payload too large" if rejected.status == 413 else rejected.detail
         return _json({"code": rejected.status, "error": error, **rejected.extra}, rejected.status, headers)

@@ -1,33 +1,40 @@
--- The events in the range with the stored session (sessions_merged) each belongs to, as the Flink job puts
--- them: by the SDK's session id (`explicit`; Amplitude's as amp:<device or user id>:<session id>), or else
--- the `window` session of its distinct id. An event belongs to the session of its key whose [start, end]
--- (ms) holds it: ASOF finds the last one starting at or before it. Events in no stored session (still
--- open, or too late for the job) are left out. The filters fragment is filled in by the caller.
-SELECT e.uuid AS uuid, e.timestamp AS timestamp, e.event AS event, s.session_id AS session_id
+-- The events in the range with their session, as the Flink job cuts them: an event with an SDK session id
+-- is in that session (`$session_id`; Amplitude's as amp:<device or user id>:<session id>); any other event
+-- is in the stored `window` session of its distinct id whose [start, end] (ms) holds it, found by ASOF (the
+-- last one starting at or before it); an event in none (its session still open, or too late for the job)
+-- is left out. The filters fragment is filled in by the caller (twice: once per kind).
+SELECT uuid, timestamp, event, sdk_key AS session_id
 FROM
 (
-    SELECT uuid, timestamp, event, toDateTime64(timestamp, 3, 'UTC') AS ms,
-        multiIf(protocol = 'amplitude' AND toInt64OrZero(session_id) > 0,
-                concat('amp:', coalesce(nullIf(JSONExtractString(properties, '$device_id'), ''),
-                                        nullIf(JSONExtractString(properties, '$user_id'), ''), distinct_id),
-                       ':', session_id),
-                protocol != 'amplitude' AND session_id != '', session_id,
-                '') AS sdk_key,
-        if(sdk_key = '', 'window', if(protocol = 'amplitude', 'amplitude', 'explicit')) AS kind,
-        if(sdk_key = '', distinct_id, sdk_key) AS session_key
+    SELECT uuid, timestamp, event, /*sdk_key*/ AS sdk_key
     FROM events
     WHERE project_id = {project_id:UInt64}
       AND timestamp >= {start:DateTime64(6, 'UTC')}
       AND timestamp < {end:DateTime64(6, 'UTC')}
       AND /*filters*/
+)
+WHERE sdk_key != ''
+UNION ALL
+SELECT e.uuid AS uuid, e.timestamp AS timestamp, e.event AS event, s.session_id AS session_id
+FROM
+(
+    SELECT uuid, timestamp, event, distinct_id, toDateTime64(timestamp, 3, 'UTC') AS ms
+    FROM events
+    WHERE project_id = {project_id:UInt64}
+      AND timestamp >= {start:DateTime64(6, 'UTC')}
+      AND timestamp < {end:DateTime64(6, 'UTC')}
+      AND /*sdk_key*/ = ''
+      AND /*filters*/
 ) AS e
 ASOF INNER JOIN
 (
-    SELECT kind, if(kind = 'window', distinct_id, session_id) AS session_key, session_id, start, `end`
-    FROM sessions_merged
+    -- a window session is one row (a replay is the same row again)
+    SELECT distinct_id, session_id, start, `end`
+    FROM sessions
     WHERE project_id = {project_id:UInt64}
+      AND kind = 'window'
       AND start < {end:DateTime64(6, 'UTC')}
       AND `end` >= {start:DateTime64(6, 'UTC')}
 ) AS s
-ON e.kind = s.kind AND e.session_key = s.session_key AND e.ms >= s.start
+ON e.distinct_id = s.distinct_id AND e.ms >= s.start
 WHERE e.ms <= s.`end`

@@ -12,6 +12,13 @@ FROM
     SELECT start AS timestamp, duration_seconds, bounced
     FROM sessions_merged
     WHERE project_id = {project_id:UInt64}
+      -- only the sessions with a row starting in the range are folded (pushed into the view's scan)
+      AND session_id IN (
+          SELECT session_id FROM sessions
+          WHERE project_id = {project_id:UInt64}
+            AND start >= {start:DateTime64(6, 'UTC')}
+            AND start < {end:DateTime64(6, 'UTC')}
+      )
       AND start >= {start:DateTime64(6, 'UTC')}
       AND start < {end:DateTime64(6, 'UTC')}
       AND /*sessions*/
