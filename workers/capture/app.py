@@ -79,8 +79,8 @@ def create_app(
     settings: Settings,
     producer: EventProducer,
     projects: ProjectLookup,
-    counts: AcceptedCounts | None = None,
     limiter: Limiter | None = None,
+    counts: AcceptedCounts | None = None,
 ) -> web.Application:
     """The capture routes. Serve it with `serve` (it turns off aiohttp's own, unbounded decompression).
     `counts` tallies the accepted events (workers.freshness); without a `limiter` no rate limit applies
@@ -147,7 +147,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         if limiter is not None:
             cleanup.push_async_callback(limiter.close)
         app = create_app(
-            settings, producer, ProjectCache(pool, settings.project_cache_seconds), counts, limiter
+            settings, producer, ProjectCache(pool, settings.project_cache_seconds), limiter, counts
         )
         drain = settings.drain_timeout_seconds * 0.8  # leaves the rest for the producer and the pool
         runner = await serve(app, settings.capture_host, settings.capture_port, drain)
