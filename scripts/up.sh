@@ -21,6 +21,9 @@ project=$(.venv/bin/python -m workers admin create-project --name default --toke
 if [ -f var/supervisord.pid ] && kill -0 "$(cat var/supervisord.pid)" 2>/dev/null; then
   .venv/bin/supervisorctl -c supervisord.conf start all >/dev/null || true
 else
+  # a new Tansu starts empty (it keeps nothing on disk): the Flink job's checkpoints hold offsets into the
+  # old topics, and resumed from them it would wait past the new topics' end, skipping what comes first
+  rm -rf "${FLINK_CHECKPOINT_DIR:-var/flink-checkpoints}"
   .venv/bin/supervisord -c supervisord.conf
 fi
 

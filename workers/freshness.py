@@ -44,11 +44,14 @@ def is_heartbeat(message: Message) -> bool:
 
 
 def heartbeats(source: str, partitions: Sequence[int], now: datetime) -> list[Record]:
-    """One heartbeat for each partition, produced to it."""
+    """One heartbeat for each partition, produced to it. Its `timestamp` (the send time) moves the Flink
+    job's watermark on a partition no event reaches: the job drops the heartbeat (no uuid) after reading
+    its time, and without it such a partition, never idle, would hold every window open."""
+    sent = now.astimezone(UTC).isoformat()
     return [
         Record(
             None,
-            orjson.dumps({"source": source, "partition": p, "sent_at": now.astimezone(UTC).isoformat()}),
+            orjson.dumps({"source": source, "partition": p, "sent_at": sent, "timestamp": sent}),
             ((HEADER, HEARTBEAT),),
             partition=p,
         )
