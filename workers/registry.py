@@ -140,7 +140,7 @@ WORKERS = {
     for w in (
         Worker(
             "capture",
-            "HTTP for the PostHog and Amplitude SDKs -> events_raw",
+            "HTTP for the PostHog and Amplitude SDKs, rate-limited -> events_raw, events_overflow, accepted_counts",
             _capture,
             (*_COMMON_METRICS, "ua_capture_", "ua_sanitized_"),
             (
@@ -155,8 +155,8 @@ WORKERS = {
         ),
         Worker(
             "persons",
-            "events_raw -> enrichment, identity and person properties in Postgres -> events, persons, "
-            "person_distinct_ids",
+            "events_raw, events_overflow -> enrichment, identity and person properties in Postgres -> events, "
+            "persons, person_distinct_ids",
             _persons,
             (*_COMMON_METRICS, *_CONSUMER_METRICS, "ua_persons_"),
             (
@@ -170,8 +170,8 @@ WORKERS = {
         ),
         Worker(
             "writer",
-            "events, persons, person_distinct_ids, sessions, event_counts_1m, late_events -> ClickHouse (and the"
-            " query API with chdb://)",
+            "events, persons, person_distinct_ids, sessions, event_counts_1m, late_events, accepted_counts ->"
+            " ClickHouse; freshness and reconciliation (and the query API with chdb://)",
             _writer,
             (
                 *_COMMON_METRICS,
