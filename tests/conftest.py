@@ -111,6 +111,22 @@ def tansu() -> Iterator[Tansu]:
     broker.stop()
 
 
+@pytest.fixture
+def broker() -> Iterator[Tansu]:
+    """A broker of the test's own (faults and restarts leave topics and groups odd)."""
+    tansu = Tansu().start()
+    yield tansu
+    tansu.stop()
+
+
+@pytest.fixture
+async def dsn() -> AsyncIterator[str]:
+    """A database of the test's own on the machine's Postgres (never restarted: restart a cluster)."""
+    database = await create_database()
+    yield database
+    await drop_database(database)
+
+
 @pytest.fixture(scope="session")
 async def pg_dsn() -> AsyncIterator[str]:
     dsn = await create_database()

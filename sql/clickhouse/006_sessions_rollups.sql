@@ -56,59 +56,7 @@ FROM
 )
 GROUP BY project_id, session_id;
 
--- One row per (project, event, UTC minute); local_day is the minute's day in the project's time zone.
-CREATE TABLE IF NOT EXISTS event_counts_1m
-(
-    project_id  UInt64,
-    event       String,
-    minute      DateTime('UTC'),
-    count       UInt64,
-    persons     Array(UUID),
-    local_day   Date
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(minute)
-ORDER BY (project_id, event, minute);
-
--- The hour and day rollups stay exact when a minute row is inserted twice (a writer redelivery, a job
--- restore): counts is a map minute -> count merged with max, persons a set. Read them with
--- arraySum(maxMapMerge(counts).2) and uniqExactArrayMerge(persons). An hour is a UTC hour; local_day is in
--- the key because an hour straddles two local days in a half-hour zone.
-CREATE TABLE IF NOT EXISTS event_counts_1h
-(
-    project_id  UInt64,
-    event       String,
-    hour        DateTime('UTC'),
-    local_day   Date,
-    counts      AggregateFunction(maxMap, Array(UInt32), Array(UInt64)),
-    persons     AggregateFunction(uniqExactArray, Array(UUID))
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (project_id, event, hour, local_day);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS event_counts_1h_mv TO event_counts_1h AS
-SELECT project_id, event, toStartOfHour(minute) AS hour, local_day,
-       maxMapState([toUInt32(minute)], [count]) AS counts, uniqExactArrayState(persons) AS persons
-FROM event_counts_1m
-GROUP BY project_id, event, hour, local_day;
-
-CREATE TABLE IF NOT EXISTS event_counts_1d
-(
-    project_id  UInt64,
-    event       String,
-    local_day   Date,
-    counts      AggregateFunction(maxMap, Array(UInt32), Array(UInt64)),
-    persons     AggregateFunction(uniqExactArray, Array(UUID))
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(local_day)
-ORDER BY (project_id, event, local_day);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS event_counts_1d_mv TO event_counts_1d AS
-SELECT project_id, event, local_day, maxMapMergeState(counts) AS counts, uniqExactArrayMergeState(persons) AS persons
-FROM event_counts_1h
-GROUP BY project_id, event, local_day;
+-- event_counts_1m and its hour and day rollups: 008_rollup_actors.sql (it replaced this file's first ones).
 
 -- Events the job's minute counts missed (they came later than FLINK_LATENESS_SECONDS); stored once per uuid.
 CREATE TABLE IF NOT EXISTS late_events

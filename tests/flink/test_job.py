@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -31,13 +30,6 @@ pytestmark = [pytest.mark.flink, pytest.mark.kafka, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = Settings.from_env({})
 STREAM = generate(20_000)
-
-
-@pytest.fixture
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.components import Tansu, create_database, drop_database
+from tests.components import Tansu
 from tests.faults.stack import Stack
 from tests.flink.reference import epoch_ms, reference, session_key
 from tests.flink.test_job import DEFAULTS, create_topics, job_env, produce, start_job, tail
@@ -130,20 +129,6 @@ def expected_paths(stream: list[dict], merged: dict, project: Project, steps: in
         edges.update((f"{i + 1}_{names[i]}", f"{i + 2}_{names[i + 1]}") for i in range(len(names) - 1))
     ranked = sorted(edges.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
     return [{"source": s, "target": t, "value": n} for (s, t), n in ranked]
-
-
-@pytest.fixture
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture
-async def dsn() -> AsyncIterator[str]:
-    database = await create_database()
-    yield database
-    await drop_database(database)
 
 
 async def test_job_output_through_the_writer_and_the_api(broker: Tansu, dsn: str, tmp_path: Path) -> None:
