@@ -141,10 +141,13 @@ async def _trends(request: web.Request, q: trends.TrendsQuery, project: Project)
     async def raw(part: trends.TrendsQuery, series: trends.Series) -> list[dict[str, Any]]:
         return await _run(request, *trends.sql_for(part, series, project.id, project.timezone))
 
+    covers = None
+    if any(rollups.applies(q, series) for series in q.series):
+        covers = await rollups.coverage(run, project.id)
     result = []
     for series in q.series:
         if rollups.applies(q, series):
-            rows = await rollups.totals(run, raw, q, series, project.id, project.timezone)
+            rows = await rollups.totals(run, raw, q, series, project.id, project.timezone, covers)
         else:
             rows = await raw(q, series)
         if q.measure in ("frequency", "distribution"):

@@ -53,9 +53,22 @@ def applies(q: TrendsQuery, series: Series) -> bool:
     return q.measure in MEASURES and q.breakdown is None and not series.filters
 
 
-async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id: int, timezone: str) -> Rows:
-    """Rows like trends.sql's (bucket, events or persons) for one series: covered buckets from the rollups
-    and late_events, the others from `raw` (trends.sql over just their dates)."""
+Coverage = tuple[datetime, datetime] | None  # [first minute, last minute + 1 min) of a project's rollups
+
+
+async def coverage(run: Run, project_id: int) -> Coverage:
+    """What the project's rollups cover (None: nothing yet), read once per request."""
+    [row] = await run(COVERAGE, {"project_id": project_id})
+    if row["first"] is None or row["last"] is None:
+        return None
+    return _utc(row["first"]), _utc(row["last"]) + MINUTE
+
+
+async def totals(
+    run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id: int, timezone: str, covers: Coverage
+) -> Rows:
+    """Rows like trends.sql's (bucket, events or persons) for one series: buckets `covers` holds from the
+    rollups and late_events, the others from `raw` (trends.sql over just their dates)."""
     tz = ZoneInfo(timezone)
     starts = bucket_starts(q, tz)
     range_start = datetime.combine(q.date_from, time(), tz)
@@ -63,12 +76,10 @@ async def totals(run: Run, raw: Raw, q: TrendsQuery, series: Series, project_id:
     # the part of each bucket inside the range (a week or month may begin before date_from)
     ends = [*starts[1:], range_end]
     starts, names = [max(s, range_start) for s in starts], starts
-    [coverage] = await run(COVERAGE, {"project_id": project_id})
     covered = [False] * len(starts)
-    if coverage["first"] is not None and coverage["last"] is not None and _whole_hours(q, starts):
-        first = _utc(coverage["first"])
-        last = _utc(coverage["last"]) + MINUTE
-        covered = [s >= first and e <= last for s, e in zip(starts, ends, strict=True)]
+    if covers is not None and _whole_hours(q, starts):
+        first, end = covers
+        covered = [s >= first and e <= end for s, e in zip(starts, ends, strict=True)]
     QUERY_ROLLUP_BUCKETS.labels("rollup").inc(sum(covered))
     QUERY_ROLLUP_BUCKETS.labels("raw").inc(len(covered) - sum(covered))
     rows: dict[str, int] = {}

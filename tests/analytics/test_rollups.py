@@ -60,7 +60,10 @@ async def test_rollups_equal_raw_events(
     for series in q.series:
         assert rollups.applies(q, series)
         recorder = Recorder(world)
-        got = await rollups.totals(recorder.run, recorder.raw, q, series, project.id, project.timezone)
+        covers = await rollups.coverage(recorder.run, project.id)
+        got = await rollups.totals(
+            recorder.run, recorder.raw, q, series, project.id, project.timezone, covers
+        )
         expected = values(q, await raw_rows(world, q, series), project.timezone)
         assert values(q, got, project.timezone) == expected
         assert sum(expected[1]) > 0
@@ -90,8 +93,7 @@ async def test_the_buckets_counted_from_rollups_are_on_metrics(world: World) -> 
         {"events": [{"event": "$pageview"}], "measure": "totals", "interval": "day", **RANGE_A}
     )
     before = buckets("rollup"), buckets("raw")
-    recorder = Recorder(world)
-    await rollups.totals(
-        recorder.run, recorder.raw, q, q.series[0], world.a.project.id, world.a.project.timezone
-    )
+    recorder, project = Recorder(world), world.a.project
+    covers = await rollups.coverage(recorder.run, project.id)
+    await rollups.totals(recorder.run, recorder.raw, q, q.series[0], project.id, project.timezone, covers)
     assert (buckets("rollup") - before[0], buckets("raw") - before[1]) == (14, 0)
