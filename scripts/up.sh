@@ -41,6 +41,7 @@ cat <<MSG
 
 user-analytics is up (supervisord; logs in var/log/, stop with: make down)
   project     $project
+  web app     http://$QUERY_HOST:$QUERY_PORT/   (log in with the project's API key: $DEV_API_KEY)
   capture     http://$CAPTURE_HOST:$CAPTURE_PORT    (PostHog: host=this URL; Amplitude: server_url=this URL/2/httpapi)
   token       $DEV_TOKEN
   query API   http://$QUERY_HOST:$QUERY_PORT/api/{trends,funnels,retention,sessions,paths,events,persons,sql}
