@@ -349,7 +349,10 @@ async def test_paths_out_of_the_directory_are_refused(client: TestClient, path: 
     response = await client.get(URL(path, encoded=True))
     body = await response.read()
     assert b"outside the app" not in body and b"root:" not in body
-    assert response.status in (403, 404) or body == INDEX, (path, response.status)
+    if "%" in path:  # the dots reach the server, which refuses to leave the directory
+        assert response.status == 404, (path, response.status)
+    else:  # dot segments are removed from the URL before any handler sees it: /secret.txt is a client route
+        assert (response.status, body) == (200, INDEX)
 
 
 async def test_unknown_api_paths_stay_json_404s(client: TestClient) -> None:
