@@ -7,6 +7,8 @@ that touches files is refused by ClickHouse itself and answered 400; nothing cha
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
 `GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`, `POST /api/paths`, `GET /api/events`,
 `GET /api/persons/{distinct_id}`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
+Issue 11, the web app: `GET /api/definitions`, `GET /api/persons`, insights and dashboards (workers.web_api),
+`GET /api/live` (workers.live), and the app's files on every other GET path (workers.web_static).
 """
 
 from __future__ import annotations
