@@ -185,3 +185,7 @@ QUERY_REJECTED = Counter(
     " max_memory_usage, max_rows_to_read (ClickHouse stopped the statement)",
     ["reason"],
 )
+
+
+# issue 11: the web app
+QUERY_LIVE_STREAMS = Gauge("ua_query_live_streams", "Open GET /api/live event streams")

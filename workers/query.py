@@ -7,6 +7,8 @@ that touches files is refused by ClickHouse itself and answered 400; nothing cha
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
 `GET /api/projects/me`, `POST /api/trends`, `POST /api/funnels`, `POST /api/retention`, `POST /api/sessions`, `POST /api/paths`, `GET /api/events`,
 `GET /api/persons/{distinct_id}`. `POST /api/projects` (ADMIN_API_KEY) creates a project.
+Issue 11, the web app: `GET /api/definitions`, `GET /api/persons`, insights and dashboards (workers.web_api),
+`GET /api/live` (workers.live), and the app's files on every other GET path (workers.web_static).
 """
 
 from __future__ import annotations
@@ -24,8 +26,26 @@ import orjson
 import structlog
 from aiohttp import web
 
-from workers import definitions, events_api, funnels, paths, retention, rollups, sessions, trends
+from workers import (
+    definitions,
+    events_api,
+    funnels,
+    live,
+    paths,
+    retention,
+    rollups,
+    sessions,
+    trends,
+    web_api,
+    web_static,
+)
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
+from workers.http import CLICKHOUSE_KEY, LIMITS_KEY, POOL_KEY, PROJECTS_KEY, SETTINGS_KEY, run
+from workers.http import bearer as _bearer
+from workers.http import caller as _caller
+from workers.http import error as _error
+from workers.http import json_response as _json
+from workers.http import refused as _refused
 from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
@@ -35,52 +55,22 @@ from workers.settings import Settings, SettingsError
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
-CLICKHOUSE_KEY = web.AppKey("clickhouse", ClickHouse)
-POOL_KEY = web.AppKey("pool", asyncpg.Pool)
-PROJECTS_KEY = web.AppKey("projects", ProjectCache)
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
 DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
-# ClickHouse error codes of a valid request that hit a limit (TOO_MANY_ROWS, TIMEOUT_EXCEEDED,
-# MEMORY_LIMIT_EXCEEDED) -> the limit
-TOO_BIG = {158: "max_rows_to_read", 159: "max_execution_time", 241: "max_memory_usage"}
 # issue 10: limits. The endpoints that run ClickHouse statements, each under its own limits
 # (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
-ENDPOINTS = ("sql", "trends", "funnels", "retention", "sessions", "paths", "events", "persons")
-LIMITS_KEY = web.AppKey("endpoint_limits", dict)
+# `definitions` and `live` (issue 11) too; the live stream polls under its limits but holds no slot: it is
+# open for as long as the browser's page is.
+ENDPOINTS = (
+    "sql", "trends", "funnels", "retention", "sessions", "paths", "events", "persons", "definitions", "live"
+)  # fmt: skip
+STREAMING = ("live",)
 RETRY_AFTER_SECONDS = 1
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _error(status: int, code: str, detail: str) -> web.Response:
-    return _json({"type": "error", "code": code, "detail": detail}, status=status)
 
 
 def _authorized(request: web.Request, key: str) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
-
-
-def _bearer(request: web.Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def _caller(request: web.Request) -> Project | web.Response:
-    """The project whose API key the request carries, or the 401 (503 when Postgres is down) to send."""
-    key = _bearer(request)
-    if not key:
-        return _error(401, "invalid_api_key", "send Authorization: Bearer <project api key>")
-    try:
-        project = await request.app[PROJECTS_KEY].by_api_key(key)
-    except (OSError, asyncpg.PostgresError) as exc:
-        return _error(503, "postgres_unavailable", str(exc))
-    if project is None:
-        return _error(401, "invalid_api_key", "no project has this API key")
-    return project
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -126,8 +116,7 @@ async def create_project(request: web.Request) -> web.Response:
 
 async def _run(request: web.Request, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """A statement of the request's endpoint, read-only, under the endpoint's ClickHouse limits."""
-    limits = {"readonly": 1, **request.app[LIMITS_KEY][endpoint_name(request)]}
-    return await request.app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
+    return await run(request.app, endpoint_name(request), statement, params)
 
 
 async def _trends(request: web.Request, q: trends.TrendsQuery, project: Project) -> Any:
@@ -215,18 +204,6 @@ def analytics(
         return web.Response(body=result, content_type="application/json", headers={"X-Cache": "miss"})
 
     return endpoint
-
-
-def _refused(exc: ClickHouseError | ClickHouseUnavailable) -> web.Response:
-    """ClickHouse's refusal as the caller's answer: down is a 503, a valid statement over the time or
-    memory limit a 503 naming the limit, any other refusal a 400 with ClickHouse's message."""
-    if isinstance(exc, ClickHouseUnavailable):
-        log.error("clickhouse_unavailable", error=str(exc))
-        return _error(503, "clickhouse_unavailable", str(exc))
-    if exc.code in TOO_BIG:
-        QUERY_REJECTED.labels(TOO_BIG[exc.code]).inc()
-        return _error(503, "query_too_expensive", f"over the endpoint's {TOO_BIG[exc.code]}: {exc}")
-    return _error(400, "query_error", str(exc))
 
 
 async def _events_page(request: web.Request, project: Project, distinct_ids: list[str] | None) -> Any:
@@ -405,7 +382,7 @@ SLOTS_KEY = web.AppKey("key_slots", KeySlots)
 async def _key_budget(request: web.Request, handler: Any) -> web.StreamResponse:
     """An endpoint that runs ClickHouse statements waits for nothing: past the key's concurrency it is a 429
     with Retry-After at once."""
-    if endpoint_name(request) not in ENDPOINTS:
+    if endpoint_name(request) not in ENDPOINTS or endpoint_name(request) in STREAMING:
         return await handler(request)
     key, slots = _bearer(request), request.app[SLOTS_KEY]
     if not slots.take(key):
@@ -444,6 +421,9 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_post("/api/paths", analytics(paths.parse_request, _paths))
     app.router.add_get("/api/events", events_endpoint)
     app.router.add_get("/api/persons/{distinct_id}", person_endpoint)
+    web_api.add_routes(app)
+    live.add_routes(app)
+    web_static.add_routes(app)  # last: every GET path no route above took
     return app
 
 

@@ -193,6 +193,8 @@ WORKERS = {
                 "admin_api_key",
                 "heartbeat_seconds",  # issue 10: freshness and reconciliation
                 "reconcile_",
+                "live_poll_seconds",  # issue 11: the web app
+                "web_dist_dir",
             ),
         ),
         Worker(
@@ -200,7 +202,16 @@ WORKERS = {
             "the query API over a ClickHouse server (with chdb:// the writer serves it)",
             _query,
             (*_COMMON_METRICS, "ua_query_"),
-            (*_COMMON_SETTINGS, "clickhouse_url", "postgres_dsn", "query_", "dev_api_key", "admin_api_key"),
+            (
+                *_COMMON_SETTINGS,
+                "clickhouse_url",
+                "postgres_dsn",
+                "query_",
+                "dev_api_key",
+                "admin_api_key",
+                "live_poll_seconds",
+                "web_dist_dir",
+            ),
             supervised=False,
         ),
         Worker(

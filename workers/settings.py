@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -203,6 +204,9 @@ class Settings:
     query_endpoint_limits: dict[str, dict[str, float]]
     # issue 10: broker
     kafka_compression: str
+    # issue 11: the web app
+    live_poll_seconds: float
+    web_dist_dir: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -303,4 +307,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "query_endpoint_limits": ("{}", _endpoint_limits),
     # issue 10: broker
     "kafka_compression": ("none", _compression),
+    # issue 11: the web app
+    "live_poll_seconds": ("1.0", _float(0.05, 60)),
+    "web_dist_dir": (str(Path(__file__).resolve().parent.parent / "web" / "dist"), _nonempty),
 }

@@ -1,0 +1,1 @@
+DELETE FROM dashboard_tiles WHERE dashboard_id = $1
