@@ -283,6 +283,20 @@ async def test_live_since_replays_from_that_instant(
     response.close()
 
 
+async def test_live_sends_every_event_of_an_insert_bigger_than_a_poll(
+    client: TestClient, ch: ClickHouse, project: Project
+) -> None:
+    """One insert's rows share their inserted_at; a poll cut inside them resumes after the last uuid sent,
+    so the statement must order them as the cursor compares them."""
+    since = datetime.now(UTC)
+    rows = [event_row(project, "bulk", {}) for _ in range(3 * 200 + 17)]
+    await insert_events(ch, rows)
+    response = await client.get("/api/live", params={"since": since.isoformat()}, headers=auth(project))
+    sent = [orjson.loads(m["data"])["uuid"] for m in await read_messages(response, len(rows))]
+    assert sorted(sent) == sorted(r[0] for r in rows)
+    response.close()
+
+
 async def test_live_keeps_no_concurrency_slot_and_refuses_a_key_in_the_url(
     client: TestClient, project: Project
 ) -> None:

@@ -8,5 +8,5 @@ WHERE project_id = {project_id:UInt64}
   AND timestamp >= now64(6) - toIntervalSecond({lookback_seconds:UInt32})
   AND (inserted_at, toString(uuid)) > ({after:DateTime64(6, 'UTC')}, {after_uuid:String})
   AND ({event:String} = '' OR event = {event:String})
-ORDER BY inserted_at, uuid
+ORDER BY inserted_at, toString(uuid)  -- the order the cursor compares in
 LIMIT {max_rows:UInt32}
