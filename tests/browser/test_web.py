@@ -103,11 +103,12 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         for start in range(0, len(events), 200):
             assert await running.send_posthog(events[start : start + 200]) == 200
         await wait_for(running, "SELECT uniqExact(uuid) AS n FROM events", len(events))
+        # a session per $session_id, and a window session per person for their $identify (no $session_id)
         sessions = {e["properties"]["$session_id"] for e in events if "$session_id" in e["properties"]}
         try:
-            await wait_for(running, "SELECT count() AS n FROM sessions_merged", len(sessions))
-        except TimeoutError:
-            raise AssertionError(tail(tmp / "flink.log")) from None
+            await wait_for(running, "SELECT count() AS n FROM sessions_merged", len(sessions) + PERSONS)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{tail(tmp / 'flink.log')}") from None
         yield {
             **os.environ,
             "UA_WEB_URL": running.url("QUERY_PORT", ""),
