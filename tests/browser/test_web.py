@@ -30,20 +30,23 @@ WEB = ROOT / "web"
 SCREENSHOTS = ROOT / "var" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EMPTY_API_KEY = "browser-empty-api-key"
-DAYS = 3  # events on each of the last DAYS days before today (UTC), none in the last two hours
+DAYS = 3  # events over the DAYS days before `end`, three hours ago
 PERSONS = 40
 
 
-def seed_events(today: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    """PostHog events of PERSONS users: sessions of page views, some sign-ups and purchases, each session
-    with its $session_id, and an $identify with person properties; every event before today − 2 h."""
+def seed_events(end: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """PostHog events of PERSONS users, in time order: sessions of page views, some sign-ups and purchases,
+    each session with its $session_id, and an $identify with person properties; all before `end`. Then one
+    event an hour ago, which moves the Flink job's watermark past every seeded session (its own session
+    stays open). In time order, because the job counts an event behind its watermark as late, in no
+    session: that holds for heartbeats too, so this stack sends none."""
     events: list[dict[str, Any]] = []
     for n in range(PERSONS):
         distinct_id = f"user-{n:02d}"
         browser = rng.choice(["Chrome", "Firefox", "Safari"])
         plan = rng.choice(["free", "pro"])
         for day in range(rng.randint(1, DAYS), 0, -1):
-            at = today - timedelta(days=day) + timedelta(hours=rng.randint(1, 20), minutes=rng.randint(0, 59))
+            at = end - timedelta(days=day) + timedelta(hours=rng.randint(0, 20), minutes=rng.randint(0, 59))
             session = str(uuid.uuid4())
             names = ["$pageview"] * rng.randint(1, 4)
             if day == DAYS or n % 3 == 0:
@@ -59,8 +62,11 @@ def seed_events(today: datetime, rng: random.Random) -> list[dict[str, Any]]:
                                "timestamp": at.isoformat(), "properties": properties})  # fmt: skip
                 at += timedelta(seconds=rng.randint(20, 240))
         events.append({"event": "$identify", "distinct_id": distinct_id, "uuid": str(uuid.uuid4()),
-                       "timestamp": (today - timedelta(days=1, hours=3)).isoformat(),
+                       "timestamp": (end - timedelta(days=1, hours=3)).isoformat(),
                        "properties": {"$set": {"plan": plan, "email": f"{distinct_id}@shop.example"}}})  # fmt: skip
+    events.sort(key=lambda e: e["timestamp"])
+    events.append({"event": "app_opened", "distinct_id": "user-last", "uuid": str(uuid.uuid4()),
+                   "timestamp": (end + timedelta(hours=2)).isoformat(), "properties": {}})  # fmt: skip
     return events
 
 
@@ -94,16 +100,18 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     job = None
     try:
         running.up()
-        subprocess.run([sys.executable, "-m", "workers", "admin", "create-project", "--name", "empty",
-                        "--token", "browser-empty-token", "--api-key", EMPTY_API_KEY],
-                       env=running.env, check=True, capture_output=True)  # fmt: skip
+        admin = [sys.executable, "-m", "workers", "admin", "create-project", "--name", "empty"]
+        await asyncio.to_thread(subprocess.run, [*admin, "--token", "browser-empty-token", "--api-key", EMPTY_API_KEY],
+                                env=running.env, check=True, capture_output=True)  # fmt: skip
         job = start_job(job_env(broker, tmp / "checkpoints"), tmp / "flink.log")
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        events = seed_events(today, random.Random(11))
+        now = datetime.now(UTC)
+        end = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+        events = seed_events(end, random.Random(11))
         for start in range(0, len(events), 200):
             assert await running.send_posthog(events[start : start + 200]) == 200
         await wait_for(running, "SELECT uniqExact(uuid) AS n FROM events", len(events))
-        # a session per $session_id, and a window session per person for their $identify (no $session_id)
+        # a session per $session_id, and a window session per person for their $identify (no $session_id);
+        # the last event's is open
         sessions = {e["properties"]["$session_id"] for e in events if "$session_id" in e["properties"]}
         try:
             await wait_for(running, "SELECT count() AS n FROM sessions_merged", len(sessions) + PERSONS)
@@ -116,8 +124,8 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             "UA_API_KEY": API_KEY,
             "UA_EMPTY_API_KEY": EMPTY_API_KEY,
             "UA_TOKEN": "faults-token",
-            "UA_DATE_FROM": (today - timedelta(days=DAYS)).date().isoformat(),
-            "UA_DATE_TO": today.date().isoformat(),
+            "UA_DATE_FROM": (end - timedelta(days=DAYS)).date().isoformat(),
+            "UA_DATE_TO": now.date().isoformat(),
             "UA_CHROMIUM": CHROMIUM,
             "UA_SCREENSHOTS": str(SCREENSHOTS),
         }
