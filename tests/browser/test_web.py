@@ -95,8 +95,7 @@ async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         pytest.fail("web/dist is not built: run scripts/web.sh (make setup does)", pytrace=False)
     tmp = tmp_path_factory.mktemp("browser")
     dsn = await create_database()
-    # heartbeats every second move the Flink job's watermark to now, so the seeded sessions close
-    running = Stack(tmp, broker.bootstrap, dsn, ["capture", "persons", "writer"], heartbeat_seconds=1)
+    running = Stack(tmp, broker.bootstrap, dsn, ["capture", "persons", "writer"])
     job = None
     try:
         running.up()
