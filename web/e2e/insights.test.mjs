@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import {
   launch, login, screenshot, api, insightUrl, expectedTable, shownTable, settled, assertAccessible, assert,
-  DATE_FROM, DATE_TO,
+  API_KEY, DATE_FROM, DATE_TO,
 } from "./support.mjs";
 
 let browser, context, page;
@@ -55,8 +55,13 @@ test("running the form puts the request in the URL, and that URL shows the same 
   const expected = expectedTable("trends", await api("/api/trends", request));
   assert.deepEqual(await shownTable(page), expected);
 
+  // a new tab has no key (sessionStorage is per tab): it asks for one, then opens the shared insight
   const other = await context.newPage();
   await other.goto(shared);
+  await other.waitForURL((url) => url.pathname === "/login");
+  await other.fill('input[name="api_key"]', API_KEY);
+  await other.click('button[type="submit"]');
+  await other.waitForURL((url) => url.href === shared);
   await settled(other);
   assert.deepEqual(await shownTable(other), expected);
   await other.close();
