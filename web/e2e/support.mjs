@@ -37,6 +37,7 @@ export async function login(page, key = API_KEY) {
 
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.waitForTimeout(1000); // the charts' entry animation
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
