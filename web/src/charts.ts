@@ -105,6 +105,7 @@ function funnelsOption(result: FunnelsResult): EChartsCoreOption {
         show: groups.length === 1,
         position: "top",
         color: TEXT,
+        lineHeight: 16,
         formatter: (p: { dataIndex: number }) => {
           const s = g.steps[p.dataIndex];
           const median = p.dataIndex > 0 ? `\n${formatSeconds(s?.median_seconds_from_previous)}` : "";
@@ -128,8 +129,8 @@ function retentionOption(result: RetentionResult): EChartsCoreOption {
       formatter: (p: { value: [number, number, number | null, number | null] }) =>
         `${escapeHtml(cohorts[p.value[1]]?.date ?? "")}, period ${p.value[0]}<br>${p.value[3] ?? "–"} people (${p.value[2] ?? "–"}%)`,
     },
-    grid: { left: 24, right: 24, top: 24, bottom: 64, containLabel: true },
-    xAxis: { type: "category", name: "Period", data: Array.from({ length: width }, (_, i) => String(i)), splitArea: { show: true } },
+    grid: { left: 24, right: 24, top: 16, bottom: 72, containLabel: true },
+    xAxis: { type: "category", name: "Period", nameLocation: "middle", nameGap: 28, data: Array.from({ length: width }, (_, i) => String(i)), splitArea: { show: true } },
     yAxis: { type: "category", inverse: true, data: cohorts.map((c) => c.date), splitArea: { show: true } },
     visualMap: { min: 0, max: 100, calculable: false, orient: "horizontal", left: "center", bottom: 0, inRange: { color: ["#eff6ff", "#1d4ed8"] }, text: ["100%", "0%"] },
     series: [

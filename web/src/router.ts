@@ -24,6 +24,7 @@ export function useLocation(): Location {
     const update = () => setLoc(current());
     window.addEventListener("popstate", update);
     window.addEventListener(NAVIGATE_EVENT, update);
+    update(); // children's effects (a <Redirect>) run before this one and may have navigated already
     return () => {
       window.removeEventListener("popstate", update);
       window.removeEventListener(NAVIGATE_EVENT, update);

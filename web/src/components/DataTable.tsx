@@ -2,7 +2,7 @@ import type { TableModel } from "../tables";
 
 export function DataTable({ table, caption }: { table: TableModel; caption: string }) {
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" role="region" aria-label={caption} tabIndex={0}>
       <table data-testid="insight-table">
         <caption>{caption}</caption>
         <thead>
