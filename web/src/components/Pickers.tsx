@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Breakdown, Definitions, Filter, FilterOp, PropertyDefinition } from "../types";
+import { formatFilterValue, parseFilterValue } from "../filters";
 
 interface Option {
   value: string;
@@ -118,24 +119,6 @@ const VALUELESS: FilterOp[] = ["is_set", "is_not_set"];
 
 function propertiesOf(defs: Definitions | null, type: "event" | "person"): PropertyDefinition[] {
   return (type === "event" ? defs?.event_properties : defs?.person_properties) ?? [];
-}
-
-function coerce(raw: string, type: PropertyDefinition["type"] | undefined): unknown {
-  const text = raw.trim();
-  if (type === "Numeric" && text !== "" && Number.isFinite(Number(text))) return Number(text);
-  if (type === "Boolean" && (text === "true" || text === "false")) return text === "true";
-  return raw;
-}
-
-export function parseFilterValue(raw: string, op: FilterOp, type: PropertyDefinition["type"] | undefined): unknown {
-  if (op === "in") return raw.split(",").map((s) => s.trim()).filter(Boolean).map((s) => coerce(s, type));
-  return coerce(raw, type);
-}
-
-export function formatFilterValue(value: unknown): string {
-  if (value === undefined || value === null) return "";
-  if (Array.isArray(value)) return value.map(String).join(", ");
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
 function FilterRow(props: { filter: Filter; defs: Definitions | null; index: number; onChange: (f: Filter) => void; onRemove: () => void }) {
