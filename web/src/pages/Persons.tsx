@@ -1,0 +1,108 @@
+import { useEffect, useState } from "preact/hooks";
+import { apiRequest, errorText } from "../api";
+import { useTitle } from "../router";
+import { formatTime, propertyText } from "../format";
+import type { PersonSummary } from "../types";
+
+const PAGE_SIZE = 50;
+const SHOWN_PROPERTIES = ["email", "name", "$name", "username"];
+
+function fewProperties(props: Record<string, unknown>): string {
+  const keys = Object.keys(props ?? {});
+  const chosen = [...SHOWN_PROPERTIES.filter((k) => k in props), ...keys.filter((k) => !SHOWN_PROPERTIES.includes(k))].slice(0, 3);
+  return chosen.map((k) => `${k}: ${propertyText(props[k])}`).join(", ");
+}
+
+export function PersonsPage({ search }: { search: string }) {
+  useTitle("Persons");
+  const initial = new URLSearchParams(search).get("search") ?? "";
+  const [text, setText] = useState(initial);
+  const [persons, setPersons] = useState<PersonSummary[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [searched, setSearched] = useState(initial);
+
+  const load = async (term: string, after: string | null) => {
+    setLoading(true);
+    setError(null);
+    try {
+      const params = new URLSearchParams({ search: term, limit: String(PAGE_SIZE) });
+      if (after) params.set("cursor", after);
+      const page = await apiRequest<{ persons: PersonSummary[]; next_cursor: string | null }>(`/api/persons?${params}`);
+      setPersons((prev) => (after ? [...prev, ...page.persons] : page.persons));
+      setCursor(page.next_cursor ?? null);
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setLoading(false);
+    }
+  };
+
+  useEffect(() => {
+    load(initial, null);
+  }, []);
+
+  const submit = (e: Event) => {
+    e.preventDefault();
+    setSearched(text);
+    history.replaceState(history.state, "", text ? `/persons?search=${encodeURIComponent(text)}` : "/persons");
+    load(text, null);
+  };
+
+  return (
+    <>
+      <h1>Persons</h1>
+      <form class="card inline-form" role="search" onSubmit={submit}>
+        <label class="field grow">
+          <span class="field-label">Search by distinct id or property</span>
+          <input type="search" name="search" value={text} onInput={(e) => setText(e.currentTarget.value)} />
+        </label>
+        <button type="submit" class="primary">
+          Search
+        </button>
+      </form>
+      <section class="result" aria-busy={loading ? "true" : "false"} aria-label="Persons">
+        {error && (
+          <p class="alert" role="alert">
+            {error}
+          </p>
+        )}
+        <div class="table-wrap">
+          <table data-testid="persons-table">
+            <caption>{searched ? `Persons matching “${searched}”` : "All persons"}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Distinct ids</th>
+                <th scope="col">Properties</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {persons.map((p) => (
+                <tr>
+                  <th scope="row">
+                    <a href={`/persons/${encodeURIComponent(p.distinct_ids[0] ?? "")}`}>{p.distinct_ids.join(", ")}</a>
+                  </th>
+                  <td class="props-cell">{fewProperties(p.properties)}</td>
+                  <td>{formatTime(p.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {!loading && !error && persons.length === 0 && <p class="no-data">No persons found</p>}
+        </div>
+        {loading && (
+          <p class="loading" data-testid="loading">
+            Loading…
+          </p>
+        )}
+        {cursor && !loading && (
+          <button type="button" data-testid="load-more" onClick={() => load(searched, cursor)}>
+            Load more
+          </button>
+        )}
+      </section>
+    </>
+  );
+}
