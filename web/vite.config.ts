@@ -1,4 +1,4 @@
-import { defineConfig } from "vite";
+import { defineConfig } from "vitest/config";
 import preact from "@preact/preset-vite";
 
 export default defineConfig({
@@ -16,4 +16,6 @@ export default defineConfig({
     // the app chunk stays small. Warn only past that.
     chunkSizeWarningLimit: 700,
   },
+  // the unit tests; e2e/ holds the browser tests, which need the stack (tests/browser/test_web.py)
+  test: { include: ["src/**/*.test.ts"] },
 });
