@@ -34,11 +34,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bench.generate import data_arguments, generate, insert
 from tests.components import create_database, drop_database
-from workers import events_api, funnels, paths, retention, sessions, trends
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse, migrate_postgres
 from workers.projects import ensure_project
-from workers.query import create_app
+from workers.query import events, funnels, paths, retention, sessions, trends
+from workers.query.api import create_app
 from workers.settings import Settings
 
 
@@ -77,19 +77,19 @@ def requests(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
 def plain_sql(path: str, body: dict[str, Any], project_id: int) -> list[tuple[str, dict[str, Any]]]:
     """The statements the endpoint runs, to time without our layer."""
     if path == "/api/trends":
-        q = trends.parse_request(body)
+        q = trends.parse(body)
         return [trends.sql_for(q, s, project_id, "UTC") for s in q.series]
     if path == "/api/funnels":
-        q = funnels.parse_request(body)
+        q = funnels.parse(body)
         return [funnels.sql_for(q, project_id, "UTC")]
     if path == "/api/retention":
-        return [retention.sql_for(retention.parse_request(body), project_id, "UTC")]
+        return [retention.sql_for(retention.parse(body), project_id, "UTC")]
     if path == "/api/events":  # the page as one plain statement over the whole range (no day windows)
-        statement, params, limit = events_api.events_sql(project_id, body)
+        statement, params, limit = events.events_sql(project_id, body)
         return [(statement, {**params, "scan": 2 * (limit + 1)})]
     if path == "/api/sessions":
-        return [sessions.sql_for(sessions.parse_request(body), project_id, "UTC")]
-    return [paths.sql_for(paths.parse_request(body), project_id, "UTC")]
+        return [sessions.sql_for(sessions.parse(body), project_id, "UTC")]
+    return [paths.sql_for(paths.parse(body), project_id, "UTC")]
 
 
 async def ask(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> ClientResponse:

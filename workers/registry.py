@@ -69,9 +69,10 @@ async def _persons(settings: Settings, stopping: asyncio.Event) -> None:
 
 
 async def _writer(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers import query, writer
+    from workers import writer
     from workers.clickhouse import connect
     from workers.migrate import migrate_clickhouse
+    from workers.query.api import main as query_main
 
     ch = await connect(settings.clickhouse_url)
     try:
@@ -79,21 +80,21 @@ async def _writer(settings: Settings, stopping: asyncio.Event) -> None:
         jobs = [writer.main(settings, stopping, ch)]
         if settings.clickhouse_url.startswith("chdb://"):
             # only one process may open a chDB directory: the query API lives in the writer's process
-            jobs.append(query.main(settings, stopping, ch))
+            jobs.append(query_main(settings, stopping, ch))
         await all_or_nothing(jobs)
     finally:
         await ch.close()
 
 
 async def _query(settings: Settings, stopping: asyncio.Event) -> None:
-    from workers import query
     from workers.clickhouse import connect
+    from workers.query.api import main as query_main
 
     if settings.clickhouse_url.startswith("chdb://"):
         raise SettingsError("CLICKHOUSE_URL is chdb://: the query API is served by the writer's process")
     ch = await connect(settings.clickhouse_url)
     try:
-        await query.main(settings, stopping, ch)
+        await query_main(settings, stopping, ch)
     finally:
         await ch.close()
 

@@ -1,4 +1,4 @@
--- More hot properties as materialized columns (workers/trends.py HOT_PROPERTIES maps each property to its
+-- More hot properties as materialized columns (workers/query/sql.py HOT_PROPERTIES maps each property to its
 -- column): filters, breakdowns and sessions read these instead of parsing the properties JSON per query.
 -- Parts written before this migration compute them on read, so answers are the same either way.
 ALTER TABLE events ADD COLUMN IF NOT EXISTS mat_browser String MATERIALIZED JSONExtractString(properties, '$browser');

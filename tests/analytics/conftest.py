@@ -17,7 +17,7 @@ from tests.reference import Events
 from workers.clickhouse import connect
 from workers.migrate import migrate_clickhouse
 from workers.projects import ensure_project
-from workers.query import create_app
+from workers.query.api import create_app
 from workers.settings import Settings
 
 

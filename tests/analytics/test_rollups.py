@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.analytics.support import RANGE_A, World
-from workers import rollups, trends
+from workers.query import trends
+from workers.query import trends_rollups as rollups
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 
@@ -55,7 +56,7 @@ async def test_rollups_equal_raw_events(
     world: World, body: dict[str, Any], tables: list[str], measure: str
 ) -> None:
     events = [{"event": "$pageview"}, {"event": "purchase"}]
-    q = trends.parse_request({"events": events, "measure": measure, **body})
+    q = trends.parse({"events": events, "measure": measure, **body})
     project = world.a.project
     for series in q.series:
         assert rollups.applies(q, series)
@@ -73,7 +74,7 @@ async def test_rollups_equal_raw_events(
 def test_only_plain_totals_and_uniques_read_the_rollups() -> None:
     base = {"events": [{"event": "$pageview"}], **RANGE_A}
     for measure in ("totals", "uniques"):
-        plain = trends.parse_request({**base, "measure": measure})
+        plain = trends.parse({**base, "measure": measure})
         assert rollups.applies(plain, plain.series[0])
     for other in (
         {**base, "measure": "average"},
@@ -81,7 +82,7 @@ def test_only_plain_totals_and_uniques_read_the_rollups() -> None:
         {**base, "measure": "totals", "breakdown": {"property": "$browser"}},
         {**base, "measure": "totals", "events": [{"event": "$pageview", "filters": [{"property": "plan", "op": "is_set"}]}]},
     ):  # fmt: skip
-        q = trends.parse_request(other)
+        q = trends.parse(other)
         assert not rollups.applies(q, q.series[0])
 
 
@@ -89,9 +90,7 @@ async def test_the_buckets_counted_from_rollups_are_on_metrics(world: World) -> 
     def buckets(source: str) -> float:
         return REGISTRY.get_sample_value("ua_query_rollup_buckets_total", {"source": source}) or 0.0
 
-    q = trends.parse_request(
-        {"events": [{"event": "$pageview"}], "measure": "totals", "interval": "day", **RANGE_A}
-    )
+    q = trends.parse({"events": [{"event": "$pageview"}], "measure": "totals", "interval": "day", **RANGE_A})
     before = buckets("rollup"), buckets("raw")
     recorder, project = Recorder(world), world.a.project
     covers = await rollups.coverage(recorder.run, project.id)

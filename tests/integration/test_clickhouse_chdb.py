@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable, connect
 from workers.migrate import migrate_clickhouse
-from workers.query import readonly_sql
+from workers.query.api import readonly_sql
 from workers.writer import EVENT_COLUMNS
 
 pytestmark = pytest.mark.clickhouse

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from workers.projects import Project, ensure_project
-from workers.query import create_app
+from workers.query.api import create_app
 from workers.settings import Settings
 
 pytestmark = pytest.mark.postgres

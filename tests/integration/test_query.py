@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse
-from workers.query import create_app
+from workers.query.api import create_app
 from workers.settings import Settings
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]

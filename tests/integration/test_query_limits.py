@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse
 from workers.projects import ensure_project
-from workers.query import create_app
+from workers.query.api import create_app
 from workers.settings import Settings, SettingsError
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]

@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from tests.components import free_port, wait_for_port
-from workers import query
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse
 from workers.projects import Project, ensure_project
-from workers.query import create_app
+from workers.query import api as query
+from workers.query.api import create_app
 from workers.settings import Settings
 from workers.writer import EVENT_COLUMNS, PERSON_COLUMNS
 

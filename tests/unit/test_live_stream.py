@@ -10,9 +10,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from workers import live
 from workers.clickhouse import ClickHouseUnavailable
-from workers.query import create_app
+from workers.query import live
+from workers.query.api import create_app
 from workers.settings import Settings
 
 PROJECT = {"id": 7, "name": "p", "api_token": "tok", "api_key": "key", "timezone": "UTC"}

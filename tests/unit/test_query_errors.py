@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
-from workers.definitions import NAMES_SQL
-from workers.query import create_app
+from workers.query.api import create_app
+from workers.query.definitions import NAMES_SQL
 from workers.settings import Settings
 
 PROJECT = {"id": 7, "name": "p", "api_token": "tok", "api_key": "key", "timezone": "UTC"}

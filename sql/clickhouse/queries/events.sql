@@ -1,7 +1,7 @@
 -- Recent events of a project, newest first, paged by (timestamp, uuid text) (`cursor`): the newest {scan}
--- stored rows, duplicates included (no FINAL: a top-N read stops early). workers/query.py drops a
+-- stored rows, duplicates included (no FINAL: a top-N read stops early). workers/query/events.py drops a
 -- redelivered event's second copy (the same uuid, next to it in this order) and asks for more rows when
--- duplicates left the page short. The filters fragment is filled in by workers/events_api.py; values are
+-- duplicates left the page short. The filters fragment is filled in by workers/query/events.py; values are
 -- {parameters}.
 SELECT toString(uuid) AS uuid, event, distinct_id, toString(person_id) AS person_id, timestamp, properties
 FROM events

@@ -5,11 +5,11 @@
 -- is the deepest over all their starts; their chain is the first start (in time order) reaching it.
 -- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
 -- sort orders a person's events; a duplicated event (same uuid) changes neither levels nor times.
--- Fragments filled in by workers/funnels.py: step_events (step_events.sql once per event name, UNION
+-- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
--- the per-step `next` arrays and `chains`,
--- levels and pairs; values are {parameters}. Each layer reads the one below as columns, which keeps the
--- query tree small with 20 steps. One statement gives the counts per (level, breakdown value)
+-- the per-step `next` arrays and `chains`, levels and pairs, person and persons (person.sql,
+-- person_overrides.sql); values are {parameters}. Each layer reads the one below as columns, which keeps
+-- the query tree small with 20 steps. One statement gives the counts per (level, breakdown value)
 -- and the median seconds from the previous step, overall and (with a breakdown, whose value is the
 -- person's first start's) per breakdown value: grouping sets.
 SELECT
@@ -51,7 +51,7 @@ FROM
                     (
                         SELECT
                             e.*,
-                            if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+                            /*person*/ AS person
                         FROM
                         (
                             /*step_events*/

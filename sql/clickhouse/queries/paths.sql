@@ -1,7 +1,7 @@
 -- Paths: each session's events in the range (each uuid once; sessions as in session_events.sql) in time
 -- order (ties by the uuid's text), from its first `start_event` (or its first event), cut to {steps}
 -- events; every step i -> i+1 is an edge "i_<event>" -> "i+1_<event>", valued by the number of sessions
--- taking it. The start and session_events fragments are filled in by workers/paths.py; values are {parameters}.
+-- taking it. The start and session_events fragments are filled in by workers/query/paths.py; values are {parameters}.
 SELECT
     concat(toString(i), '_', path[i]) AS source,
     concat(toString(i + 1), '_', path[i + 1]) AS target,

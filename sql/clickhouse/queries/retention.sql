@@ -1,7 +1,7 @@
 -- Retention in one pass over the events: per person (after merges, each event once) the cohort = the
 -- period (day or ISO week, in the project's time zone) of their first start event in the range, and the
 -- periods in which they did the return event (sets of periods: a redelivered event changes nothing). The
--- period, return_event and persons fragments are filled in by workers/retention.py; values are
+-- period, return_event, person and persons fragments are filled in by workers/query/retention.py; values are
 -- {parameters}. One row per (cohort, period); period = cohort gives the cohort's size.
 SELECT toString(cohort) AS cohort, toString(period) AS period, count() AS persons
 FROM
@@ -20,7 +20,7 @@ FROM
                 /*period*/ AS period,
                 e.event = {start_event:String} AND e.timestamp < {end:DateTime64(6, 'UTC')} AS is_start,
                 /*return_event*/ AS is_return,
-                if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+                /*person*/ AS person
             FROM
             (
                 SELECT timestamp, event, distinct_id, person_id FROM events

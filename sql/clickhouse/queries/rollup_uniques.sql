@@ -1,9 +1,9 @@
 -- Distinct persons of one event per bucket from the Flink job's rollups: their sets of (distinct id, person
--- id) pairs plus the late events, each distinct id's person after merges as trends counts it (the persons
--- fragment is person_overrides.sql). The rollup, bucket, late_bucket and span fragments are filled in by
--- workers/rollups.py; values are {parameters}.
+-- id) pairs plus the late events, each distinct id's person after merges as trends counts it (the person and persons
+-- fragments are person.sql and person_overrides.sql). The rollup, bucket, late_bucket and span fragments are filled in by
+-- workers/query/trends_rollups.py; values are {parameters}.
 SELECT e.bucket AS bucket,
-       uniqExact(if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id)) AS persons
+       uniqExact(/*person*/) AS persons
 FROM
 (
     SELECT bucket, actor.1 AS distinct_id, actor.2 AS person_id

@@ -1,6 +1,6 @@
--- The events of one trends series in the range, each with its person after merges (the persons fragment
--- is person_overrides.sql); shared by trends.sql and frequency.sql.
-SELECT e.*, if(p.person_id = toUUID('00000000-0000-0000-0000-000000000000'), e.person_id, p.person_id) AS person
+-- The events of one trends series in the range, each with its person after merges (the person and persons
+-- fragments are person.sql and person_overrides.sql); shared by trends.sql and frequency.sql.
+SELECT e.*, /*person*/ AS person
 FROM
 (
     SELECT timestamp, uuid, distinct_id, person_id, properties, /*hot*/

@@ -1,6 +1,6 @@
 -- Sessions (the Flink job's, folded by sessions_merged): each bucketed (project time zone) by its start,
 -- with its duration and bounce (a session of one event). With filters, only the sessions with an event in
--- the range matching all of them. The bucket and sessions fragments are filled in by workers/sessions.py;
+-- the range matching all of them. The bucket and sessions fragments are filled in by workers/query/sessions.py;
 -- values are {parameters}.
 SELECT
     /*bucket*/ AS bucket,

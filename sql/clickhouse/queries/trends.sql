@@ -1,7 +1,7 @@
 -- Trends for one event (or any event): per bucket (project time zone) and breakdown value, the events
 -- (distinct uuids: a redelivered event counts once), the distinct persons after merges, and the sum and
 -- average of a numeric property. The marked fragments (series_events, bucket, events_table, event, filters,
--- breakdown, value, has_value, hot, persons, person_properties) are filled in by workers/trends.py from fixed SQL;
+-- breakdown, value, has_value, hot, persons, person_properties) are filled in by workers/query/trends.py from fixed SQL;
 -- every value is a bound {parameter}. Only sum and avg read `events FINAL` (one row per uuid before adding
 -- values up); the other measures count distinct uuids and persons, which duplicates cannot change. Columns
 -- no fragment uses are never read, so plain counts skip the properties JSON altogether.

@@ -13,30 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from workers.metrics import QUERY_ROLLUP_BUCKETS
-from workers.trends import (
-    INTERVALS,
-    Series,
-    TrendsQuery,
-    bucket_start,
-    bucket_starts,
-    fragment,
-    label,
-    statement,
-)
+from workers.query import sql
+from workers.query.sql import INTERVALS, Rows, Run, Series, bucket_start, label
 
-Run = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
-Rows = list[dict[str, Any]]
-Raw = Callable[[TrendsQuery, Series], Awaitable[Rows]]
+if TYPE_CHECKING:  # trends uses this module for its answer
+    from workers.query.trends import TrendsQuery
+
+Raw = Callable[["TrendsQuery", Series], Awaitable[Rows]]
 MINUTE = timedelta(minutes=1)
-COVERAGE = (
-    "SELECT minOrNull(minute) AS first, maxOrNull(minute) AS last FROM event_counts_1m"
-    " WHERE project_id = {project_id:UInt64}"
-)
 DAY_BUCKETS = {
     "day": "local_day",
     "week": "toStartOfWeek(local_day, 1)",
@@ -58,7 +47,7 @@ Coverage = tuple[datetime, datetime] | None  # [first minute, last minute + 1 mi
 
 async def coverage(run: Run, project_id: int) -> Coverage:
     """What the project's rollups cover (None: nothing yet), read once per request."""
-    [row] = await run(COVERAGE, {"project_id": project_id})
+    [row] = await run(sql.fragment("rollup_coverage.sql"), {"project_id": project_id})
     if row["first"] is None or row["last"] is None:
         return None
     return _utc(row["first"]), _utc(row["last"]) + MINUTE
@@ -70,9 +59,8 @@ async def totals(
     """Rows like trends.sql's (bucket, events or persons) for one series: buckets `covers` holds from the
     rollups and late_events, the others from `raw` (trends.sql over just their dates)."""
     tz = ZoneInfo(timezone)
-    starts = bucket_starts(q, tz)
-    range_start = datetime.combine(q.date_from, time(), tz)
-    range_end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+    starts = sql.bucket_starts(q.interval, q.date_from, q.date_to, tz)
+    range_start, range_end = sql.bounds(q.date_from, q.date_to, tz)
     # the part of each bucket inside the range (a week or month may begin before date_from)
     ends = [*starts[1:], range_end]
     starts, names = [max(s, range_start) for s in starts], starts
@@ -120,21 +108,21 @@ async def _from_rollups(
         first_day = max(q.date_from, start.date())
         last_day = min(q.date_to, (end - timedelta(microseconds=1)).date())
         params.update(day_from=first_day, day_to=last_day)
-        start = max(start, datetime.combine(q.date_from, time(), tz))
-        end = min(end, datetime.combine(q.date_to + timedelta(days=1), time(), tz))
+        range_start, range_end = sql.bounds(q.date_from, q.date_to, tz)
+        start, end = max(start, range_start), min(end, range_end)
         fragments = {"rollup": "event_counts_1d", "bucket": DAY_BUCKETS[q.interval],
                      "span": "local_day >= {day_from:Date} AND local_day <= {day_to:Date}"}  # fmt: skip
     params.update(start=start, end=end)
     counted: dict[str, int] = {}
     if q.measure == "uniques":
-        fragments.update(late_bucket=LATE_BUCKETS[q.interval], persons=fragment("person_overrides.sql"))
-        for row in await run(statement("rollup_uniques.sql", fragments), params):
+        fragments.update(late_bucket=LATE_BUCKETS[q.interval], **sql.after_merges())
+        for row in await run(sql.statement("rollup_uniques.sql", fragments), params):
             counted[_label(row["bucket"], q.interval, tz)] = int(row["persons"])
         return counted
-    for row in await run(statement("rollup_totals.sql", fragments), params):
+    for row in await run(sql.statement("rollup_totals.sql", fragments), params):
         name = _label(row["bucket"], q.interval, tz)
         counted[name] = counted.get(name, 0) + int(row["events"])
-    late = statement("late_totals.sql", {"bucket": INTERVALS[q.interval]})
+    late = sql.statement("late_totals.sql", {"bucket": INTERVALS[q.interval]})
     for row in await run(late, params):
         name = label(bucket_start(row["bucket"], tz), q.interval)
         counted[name] = counted.get(name, 0) + int(row["events"])

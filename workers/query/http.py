@@ -1,8 +1,9 @@
-"""What every query API module shares: the app's keys, JSON answers and errors, the caller's project, and
+"""What the query API's endpoints share: the app's keys, JSON answers and errors, the caller's project, and
 ClickHouse statements run read-only under an endpoint's limits."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ from aiohttp import web
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.metrics import QUERY_REJECTED
 from workers.projects import Project, ProjectCache
+from workers.query.sql import BadRequest, Rows, Run
 from workers.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -53,12 +55,15 @@ async def caller(request: web.Request) -> Project | web.Response:
     return project
 
 
-async def run(
-    app: web.Application, endpoint: str, statement: str, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """A statement of `endpoint`, read-only, under the endpoint's ClickHouse limits (QUERY_ENDPOINT_LIMITS)."""
-    limits = {"readonly": 1, **app[LIMITS_KEY][endpoint]}
-    return await app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
+def runner(app: web.Application, endpoint: str) -> Run:
+    """Runs a statement of `endpoint`, read-only, under the endpoint's ClickHouse limits
+    (QUERY_ENDPOINT_LIMITS)."""
+
+    async def run(statement: str, params: dict[str, Any]) -> Rows:
+        limits = {"readonly": 1, **app[LIMITS_KEY][endpoint]}
+        return await app[CLICKHOUSE_KEY].query(statement, params, settings=limits)
+
+    return run
 
 
 def refusal(exc: ClickHouseError | ClickHouseUnavailable) -> tuple[int, dict[str, str]]:
@@ -77,3 +82,24 @@ def refusal(exc: ClickHouseError | ClickHouseUnavailable) -> tuple[int, dict[str
 def refused(exc: ClickHouseError | ClickHouseUnavailable) -> web.Response:
     status, answer = refusal(exc)
     return json_response(answer, status=status)
+
+
+ProjectHandler = Callable[[web.Request, Project], Awaitable[web.StreamResponse]]
+
+
+def project_endpoint(handler: ProjectHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The caller's project, then the handler; a 400 for BadRequest, a 503 when Postgres is down."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        project = await caller(request)
+        if isinstance(project, web.Response):
+            return project
+        try:
+            return await handler(request, project)
+        except BadRequest as exc:
+            return error(400, "invalid_request", str(exc))
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.error("postgres_unavailable", error=str(exc))
+            return error(503, "postgres_unavailable", str(exc))
+
+    return endpoint

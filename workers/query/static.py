@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from workers.http import SETTINGS_KEY
+from workers.query.http import SETTINGS_KEY
 
 NOT_OURS = ("/api/", "/metrics", "/healthz")
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}

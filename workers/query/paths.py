@@ -8,13 +8,16 @@ cut to `steps` events. Each edge counts the sessions that took it; the `limit` b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import BadRequest, _date, session_events, statement
+from workers.projects import Project
+from workers.query import sql
+from workers.query.sql import Name, Run
 
 MAX_STEPS = 10
+MAX_DAYS = 92
 
 
 @dataclass(frozen=True)
@@ -26,36 +29,41 @@ class PathsQuery:
     limit: int
 
 
-def parse_request(body: object) -> PathsQuery:
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+def parse(body: object) -> PathsQuery:
+    body = sql.json_object(body)
     start_event = body.get("start_event")
     if start_event is not None and (not isinstance(start_event, str) or not start_event):
-        raise BadRequest("start_event: a non-empty string, or left out")
+        raise sql.BadRequest("start_event: a non-empty string, or left out")
     steps = body.get("steps", 5)
     if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
-        raise BadRequest(f"steps: an integer from 2 to {MAX_STEPS}")
+        raise sql.BadRequest(f"steps: an integer from 2 to {MAX_STEPS}")
     limit = body.get("limit", 50)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-        raise BadRequest("limit: an integer from 1 to 1000")
-    date_from, date_to = _date(body, "date_from"), _date(body, "date_to")
-    if date_to < date_from:
-        raise BadRequest("date_to: before date_from")
-    if (date_to - date_from).days > 92:
-        raise BadRequest("date_from..date_to: at most 92 days")
+        raise sql.BadRequest("limit: an integer from 1 to 1000")
+    date_from, date_to = sql.date_range(body, MAX_DAYS)
     return PathsQuery(start_event, steps, date_from, date_to, limit)
 
 
+def names(q: PathsQuery) -> list[Name]:
+    return [] if q.start_event is None else [("event", "start_event", q.start_event)]
+
+
+async def answer(run: Run, q: PathsQuery, project: Project) -> dict[str, Any]:
+    rows = await run(*sql_for(q, project.id, project.timezone))
+    return {"edges": [{"source": r["source"], "target": r["target"], "value": r["value"]} for r in rows]}
+
+
 def sql_for(q: PathsQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
-    tz = ZoneInfo(timezone)
+    start, end = sql.bounds(q.date_from, q.date_to, ZoneInfo(timezone))
     params: dict[str, Any] = {
-        "project_id": project_id, "steps": q.steps, "limit": q.limit,
-        "start": datetime.combine(q.date_from, time(), tz),
-        "end": datetime.combine(q.date_to + timedelta(days=1), time(), tz),
-    }  # fmt: skip
-    start = "1"
+        "project_id": project_id,
+        "steps": q.steps,
+        "limit": q.limit,
+        "start": start,
+        "end": end,
+    }
+    first = "1"
     if q.start_event is not None:
         params["start_event"] = q.start_event
-        start = "indexOf(events, {start_event:String})"
-    events = session_events("1")
-    return statement("paths.sql", {"start": start, "session_events": events}), params
+        first = "indexOf(events, {start_event:String})"
+    return sql.statement("paths.sql", {"start": first, "session_events": sql.session_events("1")}), params

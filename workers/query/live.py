@@ -23,9 +23,9 @@ import structlog
 from aiohttp import web
 
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
-from workers.http import SETTINGS_KEY, caller, error, refusal, run
 from workers.metrics import QUERY_LIVE_STREAMS
-from workers.trends import fragment
+from workers.query.http import SETTINGS_KEY, caller, error, refusal, runner
+from workers.query.sql import fragment
 
 log = structlog.get_logger(__name__)
 LOOKBACK = timedelta(days=2)
@@ -70,13 +70,14 @@ async def live(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     params: dict[str, Any] = {"project_id": project.id, "event": event, "after": since, "after_uuid": "",
                               "lookback_seconds": int(LOOKBACK.total_seconds()), "max_rows": MAX_ROWS}  # fmt: skip
+    run = runner(request.app, "live")
     seen: OrderedDict[str, None] = OrderedDict()
     last_write = time.monotonic()
     QUERY_LIVE_STREAMS.inc()
     try:
         while not stopping.is_set() and request.transport is not None and not request.transport.is_closing():
             try:
-                rows = await run(request.app, "live", fragment("live.sql"), params)
+                rows = await run(fragment("live.sql"), params)
             except (ClickHouseError, ClickHouseUnavailable) as exc:
                 log.warning("live_poll_failed", project_id=project.id, error=str(exc))
                 rows = []

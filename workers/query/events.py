@@ -1,18 +1,21 @@
-"""Events and persons for the query API: recent events (paged, newest first) and one person's profile.
-
-`GET /api/events?event=&distinct_id=&filters=<JSON list>&after=<ISO>&before=<ISO>&limit=&cursor=` and
-`GET /api/persons/{distinct_id}?limit=&cursor=`: the person and all their distinct ids come from Postgres
-(the source of truth), their events from ClickHouse. Paging: pass the answer's `next_cursor` as `cursor`.
+"""Recent events, paged, newest first: `GET /api/events?event=&distinct_id=&filters=<JSON list>&after=<ISO>
+&before=<ISO>&limit=&cursor=`, and a person's events (workers.query.persons). Paging: pass the answer's
+`next_cursor` as `cursor`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from aiohttp import web
 
-from workers.trends import BadRequest, _filter_sql, _filters, event_filters, statement
+from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
+from workers.projects import Project
+from workers.query import sql
+from workers.query.http import json_response, refused, runner
+from workers.query.sql import BadRequest, Rows, Run
 
 MAX_LIMIT = 1000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,12 +56,10 @@ def events_sql(
     limit = _limit(query.get("limit"))
     raw_filters = query.get("filters")
     try:
-        filters = event_filters(
-            _filters(orjson.loads(raw_filters) if raw_filters else None, "query"), "query"
-        )
+        filters = sql.filters(orjson.loads(raw_filters) if raw_filters else None, "query", person=False)
     except orjson.JSONDecodeError:
         raise BadRequest("filters: not a JSON list") from None
-    clauses = [_filter_sql(filters, "f", params)]
+    clauses = [sql.filter_sql(filters, "f", params)]
     if query.get("event"):
         params["event"] = query["event"]
         clauses.append("event = {event:String}")
@@ -68,17 +69,49 @@ def events_sql(
     if distinct_ids is not None:
         params["distinct_ids"] = distinct_ids
         clauses.append("distinct_id IN {distinct_ids:Array(String)}")
-    return statement("events.sql", {"filters": " AND ".join(clauses)}), params, limit
+    return sql.statement("events.sql", {"filters": " AND ".join(clauses)}), params, limit
 
 
-def distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def distinct(rows: Rows) -> Rows:
     """Each event once: a redelivered copy has the same uuid and sorts right beside the first."""
     return [r for n, r in enumerate(rows) if n == 0 or r["uuid"] != rows[n - 1]["uuid"]]
 
 
-def page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+def page(rows: Rows, limit: int) -> dict[str, Any]:
     events = [
         {**r, "properties": orjson.loads(r["properties"]) if r["properties"] else {}} for r in rows[:limit]
     ]
     last = events[-1] if len(rows) > limit and events else None
     return {"events": events, "next_cursor": f"{last['timestamp']}|{last['uuid']}" if last else None}
+
+
+async def events_page(
+    run: Run, project: Project, query: dict[str, str], distinct_ids: list[str] | None
+) -> Any:
+    """A page of the project's events (`query`: the request's query string)."""
+    statement, params, limit = events_sql(project.id, query, distinct_ids)
+    # A page needs limit + 1 distinct events (one more: is there a next page?). Newest first, so look at
+    # the last day before the page's end, then 8x further back, up to `after`; and read more rows when
+    # redelivered copies left the page short.
+    end = min(params["before"], datetime.now(UTC) + timedelta(days=1))
+    days, scan = 1, 2 * (limit + 1)
+    while True:
+        since = max(params["after"], end - timedelta(days=days))
+        rows = await run(statement, {**params, "after": since, "scan": scan})
+        unique = distinct(rows)
+        if len(unique) > limit or (len(rows) < scan and since == params["after"]):
+            return page(unique, limit)
+        if len(rows) < scan:
+            days *= 8
+        else:
+            scan *= 4
+
+
+async def events_list(request: web.Request, project: Project) -> web.StreamResponse:
+    """`GET /api/events`."""
+    try:
+        return json_response(
+            await events_page(runner(request.app, "events"), project, dict(request.query), None)
+        )
+    except (ClickHouseError, ClickHouseUnavailable) as exc:
+        return refused(exc)

@@ -13,10 +13,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import BadRequest, _date, fragment, statement
+from workers.projects import Project
+from workers.query import sql
+from workers.query.sql import Name, Rows, Run
 
 PERIODS = {"day": "toDate(timestamp, {tz:String})", "week": "toMonday(timestamp, {tz:String})"}
 MAX_PERIODS = 60
+MAX_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -29,26 +32,32 @@ class RetentionQuery:
     date_to: date
 
 
-def parse_request(body: object) -> RetentionQuery:
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+def parse(body: object) -> RetentionQuery:
+    body = sql.json_object(body)
     start_event, return_event = body.get("start_event"), body.get("return_event")
     if not isinstance(start_event, str) or not start_event:
-        raise BadRequest("start_event: required, a string")
+        raise sql.BadRequest("start_event: required, a string")
     if not isinstance(return_event, str) or not return_event:
-        raise BadRequest('return_event: required, a string ("$any" for any event)')
+        raise sql.BadRequest('return_event: required, a string ("$any" for any event)')
     period = body.get("period", "day")
     if period not in PERIODS:
-        raise BadRequest(f"period: {period!r} is not one of day, week")
+        raise sql.BadRequest(f"period: {period!r} is not one of day, week")
     periods = body.get("periods", 7)
     if not isinstance(periods, int) or isinstance(periods, bool) or not 1 <= periods <= MAX_PERIODS:
-        raise BadRequest(f"periods: an integer from 1 to {MAX_PERIODS}")
-    date_from, date_to = _date(body, "date_from"), _date(body, "date_to")
-    if date_to < date_from:
-        raise BadRequest("date_to: before date_from")
-    if (date_to - date_from).days > 366:
-        raise BadRequest("date_from..date_to: at most 366 days")
+        raise sql.BadRequest(f"periods: an integer from 1 to {MAX_PERIODS}")
+    date_from, date_to = sql.date_range(body, MAX_DAYS)
     return RetentionQuery(start_event, return_event, period, periods, date_from, date_to)
+
+
+def names(q: RetentionQuery) -> list[Name]:
+    names: list[Name] = [("event", "start_event", q.start_event)]
+    if q.return_event != "$any":
+        names.append(("event", "return_event", q.return_event))
+    return names
+
+
+async def answer(run: Run, q: RetentionQuery, project: Project) -> dict[str, Any]:
+    return {"cohorts": cohorts(q, await run(*sql_for(q, project.id, project.timezone)))}
 
 
 def _step(q: RetentionQuery) -> timedelta:
@@ -60,21 +69,17 @@ def sql_for(q: RetentionQuery, project_id: int, timezone: str) -> tuple[str, dic
     end_day = q.date_to + timedelta(days=1)
     last_cohort = q.date_to if q.period == "day" else q.date_to - timedelta(days=q.date_to.weekday())
     until_day = max(end_day, last_cohort + _step(q) * (q.periods + 1))
+    start, end = sql.bounds(q.date_from, q.date_to, tz)
     params: dict[str, Any] = {
         "project_id": project_id, "tz": timezone, "start_event": q.start_event, "return_event": q.return_event,
-        "start": datetime.combine(q.date_from, time(), tz), "end": datetime.combine(end_day, time(), tz),
-        "until": datetime.combine(until_day, time(), tz),
+        "start": start, "end": end, "until": datetime.combine(until_day, time(), tz),
     }  # fmt: skip
     returning = "1" if q.return_event == "$any" else "event = {return_event:String}"
-    fragments = {
-        "period": PERIODS[q.period],
-        "persons": fragment("person_overrides.sql"),
-        "return_event": returning,
-    }
-    return statement("retention.sql", fragments), params
+    fragments = {"period": PERIODS[q.period], "return_event": returning, **sql.after_merges()}
+    return sql.statement("retention.sql", fragments), params
 
 
-def cohorts(q: RetentionQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cohorts(q: RetentionQuery, rows: Rows) -> list[dict[str, Any]]:
     step = _step(q).days
     matrix: dict[date, list[int]] = {}
     for r in rows:

@@ -9,24 +9,15 @@ merges and each event once, as in trends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workers.trends import (
-    BadRequest,
-    Breakdown,
-    Series,
-    _breakdown,
-    _date,
-    _filter_sql,
-    _filters,
-    breakdown_sql,
-    event_filters,
-    fragment,
-    statement,
-)
+from workers.projects import Project
+from workers.query import sql
+from workers.query.sql import Breakdown, Name, Rows, Run, Series
 
+MAX_DAYS = 366 * 2
 MAX_STEPS = 20
 MAX_WINDOW_SECONDS = 90 * 86400
 
@@ -35,43 +26,47 @@ MAX_WINDOW_SECONDS = 90 * 86400
 class FunnelQuery:
     steps: tuple[Series, ...]
     window_seconds: int
-    date_from: Any
-    date_to: Any
+    date_from: date
+    date_to: date
     breakdown: Breakdown | None = None
 
 
-def parse_request(body: object) -> FunnelQuery:
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+def parse(body: object) -> FunnelQuery:
+    body = sql.json_object(body)
     steps = body.get("steps")
     if not isinstance(steps, list) or len(steps) < 2:
-        raise BadRequest("steps: required, a list of at least 2 {event, filters?}")
+        raise sql.BadRequest("steps: required, a list of at least 2 {event, filters?}")
     if len(steps) > MAX_STEPS:
-        raise BadRequest(f"steps: at most {MAX_STEPS}")
+        raise sql.BadRequest(f"steps: at most {MAX_STEPS}")
     parsed = []
     for n, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("event"), str) or not step["event"]:
-            raise BadRequest(f"steps[{n}].event: required, a string")
-        parsed.append(
-            Series(step["event"], event_filters(_filters(step.get("filters"), f"steps[{n}]"), f"steps[{n}]"))
-        )
+            raise sql.BadRequest(f"steps[{n}].event: required, a string")
+        parsed.append(Series(step["event"], sql.filters(step.get("filters"), f"steps[{n}]", person=False)))
     window = body.get("window_seconds")
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_SECONDS:
-        raise BadRequest(f"window_seconds: required, an integer from 1 to {MAX_WINDOW_SECONDS}")
-    date_from, date_to = _date(body, "date_from"), _date(body, "date_to")
-    if date_to < date_from:
-        raise BadRequest("date_to: before date_from")
-    if (date_to - date_from).days > 366 * 2:
-        raise BadRequest("date_from..date_to: at most 732 days")
-    breakdown = _breakdown(body.get("breakdown"))
+        raise sql.BadRequest(f"window_seconds: required, an integer from 1 to {MAX_WINDOW_SECONDS}")
+    date_from, date_to = sql.date_range(body, MAX_DAYS)
+    breakdown = sql.breakdown(body.get("breakdown"))
     if breakdown is not None and breakdown.type != "event":
-        raise BadRequest("breakdown.type: funnels break down by event properties only")
+        raise sql.BadRequest("breakdown.type: funnels break down by event properties only")
     return FunnelQuery(tuple(parsed), window, date_from, date_to, breakdown)
+
+
+def names(q: FunnelQuery) -> list[Name]:
+    names = sql.series_names(q.steps, "steps")
+    if q.breakdown is not None:
+        names.append((f"{q.breakdown.type}_property", "breakdown.property", q.breakdown.property))
+    return names
+
+
+async def answer(run: Run, q: FunnelQuery, project: Project) -> dict[str, Any]:
+    return result(q, await run(*sql_for(q, project.id, project.timezone)))
 
 
 def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
     """Step n's condition on a row of its event: its filters (step 1: also inside the range)."""
-    condition = _filter_sql(q.steps[n].filters, f"s{n}", params)
+    condition = sql.filter_sql(q.steps[n].filters, f"s{n}", params)
     return f"({condition} AND timestamp < {{end:DateTime64(6, 'UTC')}})" if n == 0 else f"({condition})"
 
 
@@ -85,17 +80,15 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
         masks = " + ".join(f"toUInt32{conditions[n]} * {1 << n}" for n in steps)
         breakdown = "''"
         if q.breakdown is not None and 0 in steps:
-            breakdown = breakdown_sql(q.breakdown)
+            breakdown = sql.breakdown_sql(q.breakdown)
         fragments = {"masks": masks, "row_breakdown": breakdown, "event": f"event_{i}"}
-        selects.append(statement("step_events.sql", fragments))
+        selects.append(sql.statement("step_events.sql", fragments))
     return "\nUNION ALL\n".join(selects)
 
 
 def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
     """One statement for the counts, the breakdown and the median step times (funnels.sql)."""
-    tz = ZoneInfo(timezone)
-    start = datetime.combine(q.date_from, time(), tz)
-    end = datetime.combine(q.date_to + timedelta(days=1), time(), tz)
+    start, end = sql.bounds(q.date_from, q.date_to, ZoneInfo(timezone))
     params: dict[str, Any] = {
         "project_id": project_id, "window": q.window_seconds, "start": start, "end": end,
         "last": end + timedelta(seconds=q.window_seconds + 1),
@@ -129,15 +122,15 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     fragments = {
         "step_events": _step_events(q, params), "breakdown_steps": breakdown_steps, "next": nexts,
         "chains": ",\n".join(chains), "levels": levels, "pairs": pairs,
-        "persons": fragment("person_overrides.sql"),
+        **sql.after_merges(),
     }  # fmt: skip
-    return statement("funnels.sql", fragments), params
+    return sql.statement("funnels.sql", fragments), params
 
 
 COUNTS, STEP_TIMES_PER_VALUE, STEP_TIMES = 1, 4, 6  # grouping(level, breakdown_value, step) of each set
 
 
-def result(q: FunnelQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def result(q: FunnelQuery, rows: Rows) -> dict[str, Any]:
     """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
     counts = [r for r in rows if r["grouped"] == COUNTS]
     answer: dict[str, Any] = {"steps": steps_result(q, counts, _medians(rows, STEP_TIMES, None))}
@@ -154,7 +147,7 @@ def result(q: FunnelQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return answer
 
 
-def _medians(rows: list[dict[str, Any]], grouped: int, value: str | None) -> dict[int, float]:
+def _medians(rows: Rows, grouped: int, value: str | None) -> dict[int, float]:
     return {
         int(r["step"]): float(r["median_seconds"])
         for r in rows
@@ -162,9 +155,7 @@ def _medians(rows: list[dict[str, Any]], grouped: int, value: str | None) -> dic
     }
 
 
-def steps_result(
-    q: FunnelQuery, rows: list[dict[str, Any]], medians: dict[int, float]
-) -> list[dict[str, Any]]:
+def steps_result(q: FunnelQuery, rows: Rows, medians: dict[int, float]) -> list[dict[str, Any]]:
     at_level: dict[int, int] = {}
     for r in rows:
         at_level[int(r["level"])] = at_level.get(int(r["level"]), 0) + int(r["persons"])
