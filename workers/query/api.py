@@ -46,17 +46,15 @@ from workers.query.http import (
     json_response,
     project_endpoint,
     refused,
-    runner,
 )
-from workers.query.insights import INSIGHTS, Insight
+from workers.query.insights import CACHE_KEY, DEFINITIONS_KEY, INSIGHTS, cached_answer
 from workers.query.sql import BadRequest
+from workers.query.tables import csv_text
 from workers.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CACHE_KEY = web.AppKey("result_cache", ResultCache)
-DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 # issue 10: limits. The endpoints that run ClickHouse statements, each under its own limits
 # (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
 # `definitions` and `live` (issue 11) too; the live stream polls under its limits but holds no slot: it is
@@ -112,33 +110,29 @@ async def create_project(request: web.Request) -> web.Response:
     return json_response(_project_json(project), status=201)
 
 
-def analytics(name: str, insight: Insight) -> Handler:
+def analytics(name: str) -> Handler:
     """`POST /api/<name>`: the caller's project, the parsed request (400 naming what is wrong, or an event or
     property the project never used), then the answer, from the result cache when it holds one (header
-    `X-Cache: hit|miss`)."""
+    `X-Cache: hit|miss`): JSON, or the insight's table as CSV when the request accepts `text/csv`."""
 
     async def endpoint(request: web.Request) -> web.Response:
         project = await caller(request)
         if isinstance(project, web.Response):
             return project
         try:
-            body = await _json_body(request)
-            q = insight.parse(body)
+            result, hit = await cached_answer(request.app, name, project, await _json_body(request))
         except BadRequest as exc:
             return error(400, "invalid_request", str(exc))
-        cache = request.app[CACHE_KEY]
-        key, refresh = ResultCache.key(request.path, project.id, body)
-        if not refresh and (cached := cache.get(key)) is not None:
-            return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
-        try:
-            await request.app[DEFINITIONS_KEY].check(project.id, insight.names(q))
-            result = orjson.dumps(await insight.answer(runner(request.app, name), q, project))
         except definitions.UnknownName as exc:
             return error(400, exc.code, str(exc))
         except (ClickHouseError, ClickHouseUnavailable) as exc:
             return refused(exc)
-        cache.put(key, body, result, project.timezone)
-        return web.Response(body=result, content_type="application/json", headers={"X-Cache": "miss"})
+        headers = {"X-Cache": "hit" if hit else "miss"}
+        if "text/csv" in request.headers.get("Accept", ""):
+            headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+            csv = csv_text(INSIGHTS[name].table(orjson.loads(result)))
+            return web.Response(text=csv, content_type="text/csv", charset="utf-8", headers=headers)
+        return web.Response(body=result, content_type="application/json", headers=headers)
 
     return endpoint
 
@@ -281,8 +275,8 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
         settings.query_cache_seconds, settings.query_cache_recent_seconds, settings.query_cache_entries
     )
     app[DEFINITIONS_KEY] = definitions.Definitions(ch)
-    for name, insight in INSIGHTS.items():
-        app.router.add_post(f"/api/{name}", analytics(name, insight))
+    for name in INSIGHTS:
+        app.router.add_post(f"/api/{name}", analytics(name))
     app.router.add_get("/api/events", project_endpoint(events_list))
     app.router.add_get("/api/persons/{distinct_id}", project_endpoint(persons.person))
     app.router.add_get("/api/definitions", project_endpoint(definitions.definitions))
