@@ -8,7 +8,8 @@ Project endpoints (`Authorization: Bearer <project api key>`; the key decides th
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
 retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
 `GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
-insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), and the web app's
+insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), `POST /graphql`
+(workers.query.graphql_api), and the web app's
 files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
 project.
 """
@@ -31,7 +32,7 @@ from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailabl
 from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
-from workers.query import definitions, live, persons, saved, static
+from workers.query import definitions, graphql_api, live, persons, saved, static
 from workers.query.cache import ResultCache
 from workers.query.events import events_list
 from workers.query.http import (
@@ -242,8 +243,9 @@ SLOTS_KEY = web.AppKey("key_slots", KeySlots)
 @web.middleware
 async def _key_budget(request: web.Request, handler: Any) -> web.StreamResponse:
     """An endpoint that runs ClickHouse statements waits for nothing: past the key's concurrency it is a 429
-    with Retry-After at once."""
-    if endpoint_name(request) not in ENDPOINTS or endpoint_name(request) in STREAMING:
+    with Retry-After at once. A GraphQL request takes one slot for all its fields (workers.query.graphql_api)."""
+    name = "graphql" if request.path == "/graphql" else endpoint_name(request)
+    if name not in (*ENDPOINTS, "graphql") or name in STREAMING:
         return await handler(request)
     key, slots = bearer(request), request.app[SLOTS_KEY]
     if not slots.take(key):
@@ -283,6 +285,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_get("/api/persons", project_endpoint(persons.persons_list))
     saved.add_routes(app)
     live.add_routes(app)
+    graphql_api.add_routes(app)
     static.add_routes(app)  # last: every GET path no route above took
     return app
 
