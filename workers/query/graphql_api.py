@@ -1,7 +1,7 @@
 """`POST /graphql`: the query API as GraphQL (strawberry), the same answers as REST from the same code.
 
 The schema is generated from the insight registry (workers.query.insights): one field per insight,
-`<name>(request: JSON!): JSON!`, where `request` is exactly the body `POST /api/<name>` takes, checked by the
+`<name>(request: JSON!): JSON`, where `request` is exactly the body `POST /api/<name>` takes, checked by the
 same `parse` and answered by the same code and result cache. The request stays a JSON scalar because the
 source of truth for its shape is `parse` (fields that depend on each other, ranges, defaults); the
 insights' dataclasses hold the parsed form (dates, filters as objects), not the wire form, so input types
@@ -14,7 +14,8 @@ Auth is the REST API's: the project's key as `Authorization: Bearer`, else the R
 GraphQL document is run). A request takes one of the key's QUERY_KEY_CONCURRENCY slots for its whole run
 (api._key_budget), and its fields run one after the other, so a document of many fields never has more
 than one statement set in flight; each field runs under its REST endpoint's ClickHouse limits. A refused
-field is a GraphQL error whose message is the REST error's `detail` and `extensions.code` its `code`.
+field is a GraphQL error whose message is the REST error's `detail` and `extensions.code` its `code`; the
+fields are nullable, so the document's other fields still answer.
 There is no GraphiQL and no GET.
 """
 
@@ -42,7 +43,7 @@ from workers.query.persons import person_answer, persons_page
 from workers.query.sql import BadRequest
 
 T = TypeVar("T")
-PROJECT_KEY = "project"
+PROJECT_KEY = web.RequestKey("project", Project)
 
 
 @strawberry.type
@@ -133,7 +134,7 @@ def _error(detail: str, code: str) -> GraphQLError:
 
 
 def _insight_field(name: str) -> Any:
-    async def resolve(info: strawberry.Info, request: JSON) -> JSON:
+    async def resolve(info: strawberry.Info, request: JSON) -> JSON | None:
         async def work(app: web.Application, project: Project) -> Any:
             return orjson.loads((await cached_answer(app, name, project, request))[0])
 
@@ -152,7 +153,7 @@ async def events(
     before: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
-) -> EventsPage:
+) -> EventsPage | None:
     """GET /api/events: a page of the project's events, newest first."""
     query = _query(event=event, after=after, before=before, limit=limit, cursor=cursor)
     if filters is not None:
@@ -166,7 +167,7 @@ async def events(
 
 async def persons(
     info: strawberry.Info, search: str | None = None, limit: int | None = None, cursor: str | None = None
-) -> PersonsPage:
+) -> PersonsPage | None:
     """GET /api/persons: the project's persons, newest created first."""
 
     async def work(app: web.Application, project: Project) -> PersonsPage:
@@ -188,7 +189,7 @@ async def person(
     return await _answer(info, work)
 
 
-async def definitions(info: strawberry.Info) -> Definitions:
+async def definitions(info: strawberry.Info) -> Definitions | None:
     """GET /api/definitions: the events and properties the project has sent."""
 
     async def work(app: web.Application, project: Project) -> Definitions:
