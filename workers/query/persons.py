@@ -32,7 +32,7 @@ def _not_found(distinct_id: str) -> web.Response:
 async def person(request: web.Request, project: Project) -> web.StreamResponse:
     distinct_id = request.match_info["distinct_id"]
     try:
-        found = await person_answer(request.app, project, distinct_id, request.query)
+        found = await person_answer(request.app, project, distinct_id, dict(request.query))
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
     return _not_found(distinct_id) if found is None else json_response(found)
