@@ -8,7 +8,8 @@ Project endpoints (`Authorization: Bearer <project api key>`; the key decides th
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
 retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
 `GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
-insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), and the web app's
+insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), `POST /graphql`
+(workers.query.graphql_api), and the web app's
 files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
 project.
 """
@@ -31,7 +32,7 @@ from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailabl
 from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
-from workers.query import definitions, live, persons, saved, static
+from workers.query import definitions, graphql_api, live, persons, saved, static
 from workers.query.cache import ResultCache
 from workers.query.events import events_list
 from workers.query.http import (
@@ -46,17 +47,15 @@ from workers.query.http import (
     json_response,
     project_endpoint,
     refused,
-    runner,
 )
-from workers.query.insights import INSIGHTS, Insight
+from workers.query.insights import CACHE_KEY, DEFINITIONS_KEY, INSIGHTS, cached_answer
 from workers.query.sql import BadRequest
+from workers.query.tables import csv_text
 from workers.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CACHE_KEY = web.AppKey("result_cache", ResultCache)
-DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 # issue 10: limits. The endpoints that run ClickHouse statements, each under its own limits
 # (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
 # `definitions` and `live` (issue 11) too; the live stream polls under its limits but holds no slot: it is
@@ -112,33 +111,29 @@ async def create_project(request: web.Request) -> web.Response:
     return json_response(_project_json(project), status=201)
 
 
-def analytics(name: str, insight: Insight) -> Handler:
+def analytics(name: str) -> Handler:
     """`POST /api/<name>`: the caller's project, the parsed request (400 naming what is wrong, or an event or
     property the project never used), then the answer, from the result cache when it holds one (header
-    `X-Cache: hit|miss`)."""
+    `X-Cache: hit|miss`): JSON, or the insight's table as CSV when the request accepts `text/csv`."""
 
     async def endpoint(request: web.Request) -> web.Response:
         project = await caller(request)
         if isinstance(project, web.Response):
             return project
         try:
-            body = await _json_body(request)
-            q = insight.parse(body)
+            result, hit = await cached_answer(request.app, name, project, await _json_body(request))
         except BadRequest as exc:
             return error(400, "invalid_request", str(exc))
-        cache = request.app[CACHE_KEY]
-        key, refresh = ResultCache.key(request.path, project.id, body)
-        if not refresh and (cached := cache.get(key)) is not None:
-            return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
-        try:
-            await request.app[DEFINITIONS_KEY].check(project.id, insight.names(q))
-            result = orjson.dumps(await insight.answer(runner(request.app, name), q, project))
         except definitions.UnknownName as exc:
             return error(400, exc.code, str(exc))
         except (ClickHouseError, ClickHouseUnavailable) as exc:
             return refused(exc)
-        cache.put(key, body, result, project.timezone)
-        return web.Response(body=result, content_type="application/json", headers={"X-Cache": "miss"})
+        headers = {"X-Cache": "hit" if hit else "miss"}
+        if "text/csv" in request.headers.get("Accept", ""):
+            headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+            csv = csv_text(INSIGHTS[name].table(orjson.loads(result)))
+            return web.Response(text=csv, content_type="text/csv", charset="utf-8", headers=headers)
+        return web.Response(body=result, content_type="application/json", headers=headers)
 
     return endpoint
 
@@ -248,8 +243,9 @@ SLOTS_KEY = web.AppKey("key_slots", KeySlots)
 @web.middleware
 async def _key_budget(request: web.Request, handler: Any) -> web.StreamResponse:
     """An endpoint that runs ClickHouse statements waits for nothing: past the key's concurrency it is a 429
-    with Retry-After at once."""
-    if endpoint_name(request) not in ENDPOINTS or endpoint_name(request) in STREAMING:
+    with Retry-After at once. A GraphQL request takes one slot for all its fields (workers.query.graphql_api)."""
+    name = "graphql" if request.path == "/graphql" else endpoint_name(request)
+    if name not in (*ENDPOINTS, "graphql") or name in STREAMING:
         return await handler(request)
     key, slots = bearer(request), request.app[SLOTS_KEY]
     if not slots.take(key):
@@ -281,14 +277,15 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
         settings.query_cache_seconds, settings.query_cache_recent_seconds, settings.query_cache_entries
     )
     app[DEFINITIONS_KEY] = definitions.Definitions(ch)
-    for name, insight in INSIGHTS.items():
-        app.router.add_post(f"/api/{name}", analytics(name, insight))
+    for name in INSIGHTS:
+        app.router.add_post(f"/api/{name}", analytics(name))
     app.router.add_get("/api/events", project_endpoint(events_list))
     app.router.add_get("/api/persons/{distinct_id}", project_endpoint(persons.person))
     app.router.add_get("/api/definitions", project_endpoint(definitions.definitions))
     app.router.add_get("/api/persons", project_endpoint(persons.persons_list))
     saved.add_routes(app)
     live.add_routes(app)
+    graphql_api.add_routes(app)
     static.add_routes(app)  # last: every GET path no route above took
     return app
 

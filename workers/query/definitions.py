@@ -18,7 +18,7 @@ from aiohttp import web
 from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
 from workers.query.http import json_response, refused, runner
-from workers.query.sql import Name, fragment
+from workers.query.sql import Name, Run, fragment
 
 NAMES_SQL = "SELECT kind, name FROM definitions WHERE project_id = {project_id:UInt64} GROUP BY kind, name"
 # JSONType -> the type the web app shows; Null says nothing
@@ -74,17 +74,21 @@ def _types(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 async def definitions(request: web.Request, project: Project) -> web.StreamResponse:
     """`GET /api/definitions`: the project's events, and its event and person properties with their types."""
-    params, run = {"project_id": project.id, "sample": TYPE_SAMPLE}, runner(request.app, "definitions")
     try:
-        names = await run(fragment("definitions.sql"), params)
-        events = _types(await run(fragment("event_property_types.sql"), params))
-        persons = _types(await run(fragment("person_property_types.sql"), params))
+        return json_response(await definitions_answer(runner(request.app, "definitions"), project))
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
+
+
+async def definitions_answer(run: Run, project: Project) -> dict[str, Any]:
+    params = {"project_id": project.id, "sample": TYPE_SAMPLE}
+    names = await run(fragment("definitions.sql"), params)
+    events = _types(await run(fragment("event_property_types.sql"), params))
+    persons = _types(await run(fragment("person_property_types.sql"), params))
     of = {kind: sorted(r["name"] for r in names if r["kind"] == kind) for kind in
           ("event", "event_property", "person_property")}  # fmt: skip
-    return json_response({
+    return {
         "events": of["event"],
         "event_properties": [{"name": n, "type": events.get(n)} for n in of["event_property"]],
         "person_properties": [{"name": n, "type": persons.get(n)} for n in of["person_property"]],
-    })  # fmt: skip
+    }

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from workers.projects import Project
 from workers.query import sql
 from workers.query.sql import Breakdown, Name, Rows, Run, Series
+from workers.query.tables import Table, cell
 
 MAX_DAYS = 366 * 2
 MAX_STEPS = 20
@@ -171,3 +172,24 @@ def steps_result(q: FunnelQuery, rows: Rows, medians: dict[int, float]) -> list[
             "median_seconds_from_previous": medians.get(k + 1),
         })  # fmt: skip
     return result
+
+
+FUNNEL_COLUMNS = (
+    "count",
+    "conversion_from_first",
+    "conversion_from_previous",
+    "median_seconds_from_previous",
+)
+
+
+def table(answer: dict[str, Any]) -> Table:
+    """A row per step (`n. event`), then per breakdown value its steps (`value · n. event`)."""
+
+    def rows(steps: list[dict[str, Any]], prefix: str) -> list[list[str]]:
+        return [[f"{prefix}{n}. {step['event']}", *(cell(step[c]) for c in FUNNEL_COLUMNS)]
+                for n, step in enumerate(steps, 1)]  # fmt: skip
+
+    body = rows(answer["steps"], "")
+    for b in answer.get("breakdowns", []):
+        body += rows(b["steps"], f"{cell(b['breakdown_value'])} · ")
+    return ["Step", *FUNNEL_COLUMNS], body

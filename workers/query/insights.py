@@ -1,15 +1,22 @@
 """The insights: each a module with `parse(body) -> query` (BadRequest naming the field), `names(query)` (the
-event and property names it refers to) and `async answer(run, query, project) -> dict`. The API serves each
-as `POST /api/<name>`; saved insights are of one of these kinds, their query checked by its `parse`.
+event and property names it refers to), `async answer(run, query, project) -> dict` and `table(answer)` (its
+table: workers.query.tables). The API serves each as `POST /api/<name>` (JSON, or CSV) and as the GraphQL
+field `<name>`; saved insights are of one of these kinds, their query checked by its `parse`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+import orjson
+from aiohttp import web
+
 from workers.projects import Project
-from workers.query import funnels, paths, retention, sessions, trends
+from workers.query import definitions, funnels, paths, retention, sessions, trends
+from workers.query.cache import ResultCache
+from workers.query.http import runner
 from workers.query.sql import Name, Run
+from workers.query.tables import Table
 
 
 class Insight(Protocol):
@@ -19,6 +26,8 @@ class Insight(Protocol):
 
     async def answer(self, run: Run, q: Any, project: Project) -> dict[str, Any]: ...
 
+    def table(self, answer: dict[str, Any]) -> Table: ...
+
 
 INSIGHTS: dict[str, Insight] = {
     "trends": trends,
@@ -27,3 +36,22 @@ INSIGHTS: dict[str, Insight] = {
     "sessions": sessions,
     "paths": paths,
 }
+CACHE_KEY = web.AppKey("result_cache", ResultCache)
+DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
+
+
+async def cached_answer(
+    app: web.Application, name: str, project: Project, body: object
+) -> tuple[bytes, bool]:
+    """The insight's JSON answer to the request `body`, and whether the result cache held it. BadRequest,
+    definitions.UnknownName and ClickHouse's errors pass through."""
+    insight = INSIGHTS[name]
+    q = insight.parse(body)
+    cache = app[CACHE_KEY]
+    key, refresh = ResultCache.key(f"/api/{name}", project.id, body)
+    if not refresh and (cached := cache.get(key)) is not None:
+        return cached, True
+    await app[DEFINITIONS_KEY].check(project.id, insight.names(q))
+    result = orjson.dumps(await insight.answer(runner(app, name), q, project))
+    cache.put(key, body, result, project.timezone)
+    return result, False

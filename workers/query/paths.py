@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from workers.projects import Project
 from workers.query import sql
 from workers.query.sql import Name, Run
+from workers.query.tables import Table, cell
 
 MAX_STEPS = 10
 MAX_DAYS = 92
@@ -67,3 +68,7 @@ def sql_for(q: PathsQuery, project_id: int, timezone: str) -> tuple[str, dict[st
         params["start_event"] = q.start_event
         first = "indexOf(events, {start_event:String})"
     return sql.statement("paths.sql", {"start": first, "session_events": sql.session_events("1")}), params
+
+
+def table(answer: dict[str, Any]) -> Table:
+    return ["Edge", "value"], [[f"{e['source']} → {e['target']}", cell(e["value"])] for e in answer["edges"]]

@@ -8,8 +8,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -28,24 +31,33 @@ def _not_found(distinct_id: str) -> web.Response:
 
 async def person(request: web.Request, project: Project) -> web.StreamResponse:
     distinct_id = request.match_info["distinct_id"]
+    try:
+        found = await person_answer(request.app, project, distinct_id, dict(request.query))
+    except (ClickHouseError, ClickHouseUnavailable) as exc:
+        return refused(exc)
+    return _not_found(distinct_id) if found is None else json_response(found)
+
+
+async def person_answer(
+    app: web.Application, project: Project, distinct_id: str, query: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The person with this distinct id and a page of their events (`query`: limit, cursor); None when the
+    project has no such person."""
     if "\x00" in distinct_id:  # Postgres text cannot hold NUL, so no person has such an id
-        return _not_found(distinct_id)
-    async with request.app[POOL_KEY].acquire() as conn:
+        return None
+    async with app[POOL_KEY].acquire() as conn:
         found = await conn.fetchrow(postgres("person.sql"), project.id, distinct_id)
         ids = [] if found is None else [
             r["distinct_id"] for r in await conn.fetch(postgres("person_distinct_ids.sql"), found["id"])
         ]  # fmt: skip
     if found is None:
-        return _not_found(distinct_id)
-    try:
-        events = await events_page(runner(request.app, "persons"), project, dict(request.query), ids)
-    except (ClickHouseError, ClickHouseUnavailable) as exc:
-        return refused(exc)
-    return json_response({
+        return None
+    events = await events_page(runner(app, "persons"), project, query, ids)
+    return {
         "id": str(found["id"]), "distinct_ids": ids, "properties": orjson.loads(found["properties"]),
         "is_identified": found["is_identified"], "created_at": found["created_at"].isoformat(),
         "version": found["version"], **events,
-    })  # fmt: skip
+    }  # fmt: skip
 
 
 def _cursor(raw: str) -> tuple[datetime, uuid.UUID]:
@@ -57,7 +69,11 @@ def _cursor(raw: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def persons_list(request: web.Request, project: Project) -> web.StreamResponse:
-    query = request.query
+    return json_response(await persons_page(request.app[POOL_KEY], project, request.query))
+
+
+async def persons_page(pool: asyncpg.Pool, project: Project, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of the project's persons (`query`: search, limit, cursor)."""
     search = query.get("search") or None
     if search is not None and "\x00" in search:
         raise BadRequest("search: must not contain NUL (\\u0000)")
@@ -66,7 +82,7 @@ async def persons_list(request: web.Request, project: Project) -> web.StreamResp
         raise BadRequest(f"limit: an integer from 1 to {PERSONS_MAX_LIMIT}")
     limit = int(raw_limit)
     after, after_id = _cursor(query["cursor"]) if query.get("cursor") else (None, None)
-    rows = await request.app[POOL_KEY].fetch(
+    rows = await pool.fetch(
         postgres("persons_list.sql"),
         project.id,
         search.lower() if search else None,
@@ -83,4 +99,4 @@ async def persons_list(request: web.Request, project: Project) -> web.StreamResp
     if len(rows) > limit:
         last = rows[limit - 1]
         cursor = base64.urlsafe_b64encode(f"{last['created_at'].isoformat()}|{last['id']}".encode()).decode()
-    return json_response({"persons": persons, "next_cursor": cursor})
+    return {"persons": persons, "next_cursor": cursor}

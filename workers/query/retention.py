@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from workers.projects import Project
 from workers.query import sql
 from workers.query.sql import Name, Rows, Run
+from workers.query.tables import Table, cell
 
 PERIODS = {"day": "toDate(timestamp, {tz:String})", "week": "toMonday(timestamp, {tz:String})"}
 MAX_PERIODS = 60
@@ -88,3 +89,10 @@ def cohorts(q: RetentionQuery, rows: Rows) -> list[dict[str, Any]]:
         if k <= q.periods:
             matrix.setdefault(cohort, [0] * (q.periods + 1))[k] = int(r["persons"])
     return [{"date": d.isoformat(), "size": v[0], "values": v} for d, v in sorted(matrix.items())]
+
+
+def table(answer: dict[str, Any]) -> Table:
+    """A row per cohort (its date): its size, then the persons back in each period 0 … periods."""
+    width = max((len(c["values"]) for c in answer["cohorts"]), default=0)
+    rows = [[c["date"], cell(c["size"]), *(cell(v) for v in c["values"])] for c in answer["cohorts"]]
+    return ["Cohort", "size", *map(str, range(width))], rows

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from workers.projects import Project
 from workers.query import sql
 from workers.query.sql import Filter, Name, Rows, Run
+from workers.query.tables import Table, cell
 
 MAX_DAYS = 366 * 2
 
@@ -66,3 +67,10 @@ def result(q: SessionsQuery, rows: Rows, timezone: str) -> dict[str, Any]:
         out["avg_duration_seconds"].append(round(float(row["avg_duration"]), 6) if row else 0)
         out["bounce_rate"].append(round(float(row["bounce_rate"]), 6) if row else 0)
     return out
+
+
+SESSION_MEASURES = ("sessions", "avg_duration_seconds", "bounce_rate")
+
+
+def table(answer: dict[str, Any]) -> Table:
+    return ["Measure", *map(cell, answer["labels"])], [[m, *map(cell, answer[m])] for m in SESSION_MEASURES]

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from workers.projects import Project
 from workers.query import sql, trends_rollups
 from workers.query.sql import Breakdown, Name, Rows, Run, Series
+from workers.query.tables import Table, series_table
 
 MEASURES = ("uniques", "totals", "active_percent", "average", "frequency", "sum", "avg", "distribution")
 FREQUENCY_LABELS = [str(n) for n in range(1, 10)] + ["10+"]
@@ -198,3 +199,7 @@ def distribution_values(rows: Rows, limit: int = 100) -> tuple[list[str], list[f
         key=lambda item: (-item[1], item[0]),
     )[:limit]
     return [v for v, _ in counted], [n for _, n in counted]
+
+
+def table(answer: dict[str, Any]) -> Table:
+    return series_table(answer)
