@@ -207,6 +207,8 @@ class Settings:
     # issue 11: the web app
     live_poll_seconds: float
     web_dist_dir: str
+    # issue 12: cohorts
+    cohort_refresh_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -310,4 +312,6 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     # issue 11: the web app
     "live_poll_seconds": ("1.0", _float(0.05, 60)),
     "web_dist_dir": (str(Path(__file__).resolve().parent.parent / "web" / "dist"), _nonempty),
+    # issue 12: cohorts
+    "cohort_refresh_seconds": ("3600", _float(0, 30 * 86400)),
 }

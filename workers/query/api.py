@@ -8,7 +8,7 @@ Project endpoints (`Authorization: Bearer <project api key>`; the key decides th
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
 retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
 `GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
-insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), and the web app's
+insights and dashboards (workers.query.saved), cohorts (workers.query.cohorts), `GET /api/live` (workers.query.live), and the web app's
 files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
 project.
 """
@@ -31,8 +31,9 @@ from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailabl
 from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
-from workers.query import definitions, live, persons, saved, static
+from workers.query import cohorts, definitions, live, persons, saved, static
 from workers.query.cache import ResultCache
+from workers.query.definitions import DEFINITIONS_KEY
 from workers.query.events import events_list
 from workers.query.http import (
     CLICKHOUSE_KEY,
@@ -49,14 +50,13 @@ from workers.query.http import (
     runner,
 )
 from workers.query.insights import INSIGHTS, Insight
-from workers.query.sql import BadRequest
+from workers.query.sql import BadRequest, cohort_references, with_cohort_versions
 from workers.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
-DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 # issue 10: limits. The endpoints that run ClickHouse statements, each under its own limits
 # (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
 # `definitions` and `live` (issue 11) too; the live stream polls under its limits but holds no slot: it is
@@ -124,10 +124,15 @@ def analytics(name: str, insight: Insight) -> Handler:
         try:
             body = await _json_body(request)
             q = insight.parse(body)
+            versions = await cohorts.current_versions(request.app[POOL_KEY], project.id, cohort_references(q))
         except BadRequest as exc:
             return error(400, "invalid_request", str(exc))
+        except (OSError, asyncpg.PostgresError) as exc:
+            return error(503, "postgres_unavailable", str(exc))
+        q = with_cohort_versions(q, versions)
         cache = request.app[CACHE_KEY]
-        key, refresh = ResultCache.key(request.path, project.id, body)
+        # a new version of a cohort the answer used is a new answer
+        key, refresh = ResultCache.key(request.path, project.id, body, versions)
         if not refresh and (cached := cache.get(key)) is not None:
             return web.Response(body=cached, content_type="application/json", headers={"X-Cache": "hit"})
         try:
@@ -288,6 +293,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_get("/api/definitions", project_endpoint(definitions.definitions))
     app.router.add_get("/api/persons", project_endpoint(persons.persons_list))
     saved.add_routes(app)
+    cohorts.add_routes(app)
     live.add_routes(app)
     static.add_routes(app)  # last: every GET path no route above took
     return app

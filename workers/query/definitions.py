@@ -88,3 +88,6 @@ async def definitions(request: web.Request, project: Project) -> web.StreamRespo
         "event_properties": [{"name": n, "type": events.get(n)} for n in of["event_property"]],
         "person_properties": [{"name": n, "type": persons.get(n)} for n in of["person_property"]],
     })  # fmt: skip
+
+
+DEFINITIONS_KEY = web.AppKey("definitions", Definitions)
