@@ -398,8 +398,8 @@ async def cohort_persons(request: web.Request, project: Project) -> web.StreamRe
         details = await ch.query(sql.fragment("cohort_member_details.sql"), {**params, "ids": ids[:limit]})
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
-    properties = {r["id"]: orjson.loads(r["properties"]) for r in details if r["properties"]}
-    distinct_ids = {r["id"]: sorted(r["distinct_ids"]) for r in details if r["distinct_ids"]}
+    properties = {r["member"]: orjson.loads(r["properties"]) for r in details if r["properties"]}
+    distinct_ids = {r["member"]: sorted(r["distinct_ids"]) for r in details if r["distinct_ids"]}
     persons = [
         {"id": p, "distinct_ids": distinct_ids.get(p, []), "properties": properties.get(p, {})}
         for p in ids[:limit]

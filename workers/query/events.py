@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,8 @@ from aiohttp import web
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
 from workers.query import sql
-from workers.query.http import json_response, refused, runner
+from workers.query.cohorts import current_versions
+from workers.query.http import POOL_KEY, json_response, refused, runner
 from workers.query.sql import BadRequest, Rows, Run
 
 MAX_LIMIT = 1000
@@ -40,10 +42,23 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
+def query_filters(query: Mapping[str, str]) -> tuple[sql.Filter, ...]:
+    """The `filters` of the query string (a JSON list)."""
+    raw_filters = query.get("filters")
+    try:
+        return sql.filters(orjson.loads(raw_filters) if raw_filters else None, "query", person=False)
+    except orjson.JSONDecodeError:
+        raise BadRequest("filters: not a JSON list") from None
+
+
 def events_sql(
-    project_id: int, query: dict[str, str], distinct_ids: list[str] | None = None
+    project_id: int,
+    query: dict[str, str],
+    distinct_ids: list[str] | None = None,
+    cohort_versions: Mapping[int, int] | None = None,
 ) -> tuple[str, dict[str, Any], int]:
-    """The statement for a page of events; `distinct_ids` restricts it to one person's ids."""
+    """The statement for a page of events; `distinct_ids` restricts it to one person's ids;
+    `cohort_versions`: the current version of each cohort the filters name."""
     params: dict[str, Any] = {
         "project_id": project_id,
         "before": _instant(query.get("before"), "before", LATEST),
@@ -54,11 +69,7 @@ def events_sql(
         moment, _, event_uuid = query["cursor"].partition("|")
         params["before"], params["before_uuid"] = _instant(moment, "cursor", LATEST), event_uuid
     limit = _limit(query.get("limit"))
-    raw_filters = query.get("filters")
-    try:
-        filters = sql.filters(orjson.loads(raw_filters) if raw_filters else None, "query", person=False)
-    except orjson.JSONDecodeError:
-        raise BadRequest("filters: not a JSON list") from None
+    filters = sql.with_cohort_versions(query_filters(query), cohort_versions or {})
     clauses = [sql.filter_sql(filters, "f", params)]
     if query.get("event"):
         params["event"] = query["event"]
@@ -86,10 +97,14 @@ def page(rows: Rows, limit: int) -> dict[str, Any]:
 
 
 async def events_page(
-    run: Run, project: Project, query: dict[str, str], distinct_ids: list[str] | None
+    run: Run,
+    project: Project,
+    query: dict[str, str],
+    distinct_ids: list[str] | None,
+    cohort_versions: Mapping[int, int] | None = None,
 ) -> Any:
     """A page of the project's events (`query`: the request's query string)."""
-    statement, params, limit = events_sql(project.id, query, distinct_ids)
+    statement, params, limit = events_sql(project.id, query, distinct_ids, cohort_versions)
     # A page needs limit + 1 distinct events (one more: is there a next page?). Newest first, so look at
     # the last day before the page's end, then 8x further back, up to `after`; and read more rows when
     # redelivered copies left the page short.
@@ -108,10 +123,12 @@ async def events_page(
 
 
 async def events_list(request: web.Request, project: Project) -> web.StreamResponse:
-    """`GET /api/events`."""
+    """`GET /api/events`; the cohorts its filters name are resolved first (a 400 for another project's)."""
+    references = sql.cohort_references(query_filters(request.query))
+    versions = await current_versions(request.app[POOL_KEY], project.id, references)
     try:
         return json_response(
-            await events_page(runner(request.app, "events"), project, dict(request.query), None)
+            await events_page(runner(request.app, "events"), project, dict(request.query), None, versions)
         )
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)

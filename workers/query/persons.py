@@ -15,9 +15,10 @@ from aiohttp import web
 
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
-from workers.query.events import events_page
+from workers.query.cohorts import current_versions
+from workers.query.events import events_page, query_filters
 from workers.query.http import POOL_KEY, error, json_response, refused, runner
-from workers.query.sql import BadRequest, postgres
+from workers.query.sql import BadRequest, cohort_references, postgres
 
 PERSONS_LIMIT, PERSONS_MAX_LIMIT = 50, 1000
 
@@ -37,8 +38,12 @@ async def person(request: web.Request, project: Project) -> web.StreamResponse:
         ]  # fmt: skip
     if found is None:
         return _not_found(distinct_id)
+    references = cohort_references(query_filters(request.query))
+    versions = await current_versions(request.app[POOL_KEY], project.id, references)
     try:
-        events = await events_page(runner(request.app, "persons"), project, dict(request.query), ids)
+        events = await events_page(
+            runner(request.app, "persons"), project, dict(request.query), ids, versions
+        )
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
     return json_response({
