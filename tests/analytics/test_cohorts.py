@@ -233,6 +233,7 @@ async def test_a_cached_answer_ends_with_its_cohort_version(client: TestClient, 
     assert patched["count"] == len(members)
     assert await cache_header() == "miss"
     status, answer = await post(client, "/api/trends", world.b.key, body)
+    assert status == 200, answer
     assert_same(answer, reference.trends(world.b.ref, body, {cohort["id"]: members}))
 
 

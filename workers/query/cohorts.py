@@ -40,6 +40,7 @@ from workers.query.http import (
     json_response,
     project_endpoint,
     refused,
+    runner,
 )
 from workers.query.sql import BadRequest, Filter, Name
 
@@ -392,10 +393,10 @@ async def cohort_persons(request: web.Request, project: Project) -> web.StreamRe
     limit, after = int(raw_limit), request.query.get("cursor", "")
     params = {"project_id": project.id, "cohort_id": cohort_id, "version": cohort["version"], "after": after,
               "limit": limit + 1}  # fmt: skip
-    ch = request.app[CLICKHOUSE_KEY]
+    run = runner(request.app, "cohorts")
     try:
-        ids = [r["id"] for r in await ch.query(sql.fragment("cohort_members.sql"), params)]
-        details = await ch.query(sql.fragment("cohort_member_details.sql"), {**params, "ids": ids[:limit]})
+        ids = [r["id"] for r in await run(sql.fragment("cohort_members.sql"), params)]
+        details = await run(sql.fragment("cohort_member_details.sql"), {**params, "ids": ids[:limit]})
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
     properties = {r["member"]: orjson.loads(r["properties"]) for r in details if r["properties"]}
