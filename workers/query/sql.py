@@ -5,6 +5,11 @@ sql/clickhouse/queries/ with their /*mark*/ fragments filled in.
 Persons are counted after merges: an event's distinct id maps to its person through `person_distinct_ids`
 (highest version), a distinct id with no row there keeps the event's own person id (`after_merges`:
 person.sql and person_overrides.sql).
+
+Cohorts: a cohort filter or breakdown names cohort ids; the API resolves them to their current versions in
+Postgres (`cohort_references`, `with_cohort_versions`) before the SQL binds them (cohort_member.sql: a
+condition on any events row, so every statement whose filters are filter_sql gets cohort filters, and
+`cohort_breakdown_sql` for breakdowns).
 """
 
 from __future__ import annotations
