@@ -25,6 +25,7 @@ from bench.generate import Dataset
 
 FREQUENCY_LABELS = [*map(str, range(1, 10)), "10+"]
 Body = dict[str, Any]
+Cohorts = dict[int, set[str]]  # cohort id -> its members (person ids)
 
 
 class Events:
@@ -134,11 +135,22 @@ def matches(f: dict[str, Any], props: dict[str, Any]) -> bool:
     return number is not None and compare[op](number, float(value))
 
 
-def matching(rows: pd.DataFrame, filters: list[dict[str, Any]]) -> pd.DataFrame:
+def matching(
+    rows: pd.DataFrame, filters: list[dict[str, Any]], cohorts: Cohorts | None = None
+) -> pd.DataFrame:
+    """The rows passing every filter; a cohort filter keeps the rows whose person is (`in`, the default)
+    or is not (`not_in`) one of the cohort's members (`cohorts`)."""
     if not filters:
         return rows
     columns = {"event": rows["props"].tolist(), "person": rows["person_props"].tolist()}
-    keep = [all(matches(f, columns[f.get("type", "event")][i]) for f in filters) for i in range(len(rows))]
+    persons = rows["person"].tolist()
+
+    def passes(f: dict[str, Any], i: int) -> bool:
+        if f.get("type") == "cohort":
+            return (persons[i] in (cohorts or {})[f["value"]]) == (f.get("op", "in") == "in")
+        return matches(f, columns[f.get("type", "event")][i])
+
+    keep = [all(passes(f, i) for f in filters) for i in range(len(rows))]
     return rows[np.array(keep, dtype=bool)]
 
 
@@ -154,7 +166,7 @@ def string_value(props: dict[str, Any], key: str) -> str:
 # Trends -------------------------------------------------------------------------------------------------
 
 
-def trends(ev: Events, body: Body) -> Body:
+def trends(ev: Events, body: Body, cohorts: Cohorts | None = None) -> Body:
     measure, interval = body.get("measure", "uniques"), body.get("interval", "day")
     rows = ev.between(*ev.window(body))
     rows = rows.assign(bucket=ev.labels(rows["timestamp"], interval))
@@ -162,7 +174,7 @@ def trends(ev: Events, body: Body) -> Body:
     labels = ev.all_labels(body, interval)
     series = []
     for item in body["events"]:
-        mine = matching(rows[rows["event"] == item["event"]], item.get("filters") or [])
+        mine = matching(rows[rows["event"] == item["event"]], item.get("filters") or [], cohorts)
         if measure in ("frequency", "distribution"):
             labels_, values = (
                 frequency(mine) if measure == "frequency" else distribution(mine, body["property"])
@@ -172,7 +184,11 @@ def trends(ev: Events, body: Body) -> Body:
             )
             continue
         groups: list[tuple[str | None, pd.DataFrame]] = [(None, mine)]
-        if body.get("breakdown"):
+        if body.get("breakdown", {}).get("type") == "cohort":
+            groups = [
+                (c, mine[mine["person"].isin((cohorts or {})[c])]) for c in body["breakdown"]["cohorts"]
+            ]
+        elif body.get("breakdown"):
             b = body["breakdown"]
             column = "props" if b.get("type", "event") == "event" else "person_props"
             value = pd.Series([string_value(p, b["property"]) for p in mine[column]], index=mine.index)
@@ -220,7 +236,7 @@ def distribution(rows: pd.DataFrame, prop: str) -> tuple[list[str], list[int]]:
 # Funnels ------------------------------------------------------------------------------------------------
 
 
-def funnels(ev: Events, body: Body) -> Body:
+def funnels(ev: Events, body: Body, cohorts: Cohorts | None = None) -> Body:
     """windowFunnel at second resolution: a person's events in time order, those in one second in step
     order; a start is a step-1 event in the range; the chain takes each next step at the earliest
     matching event after the previous step's, strictly after the start's second, within the window."""
@@ -231,7 +247,7 @@ def funnels(ev: Events, body: Body) -> Body:
     seconds = (micros // 1_000_000).to_numpy()
     entries: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
     for k, step in enumerate(steps):
-        hit = matching(rows[rows["event"] == step["event"]], step.get("filters") or [])
+        hit = matching(rows[rows["event"] == step["event"]], step.get("filters") or [], cohorts)
         at = rows.index.get_indexer(hit.index)
         inside = (hit["timestamp"] < end).tolist()
         for person, second, first in zip(hit["person"], seconds[at], inside, strict=True):
@@ -241,7 +257,7 @@ def funnels(ev: Events, body: Body) -> Body:
     answer: Body = {"steps": _steps(steps, list(chains.values()))}
     if body.get("breakdown"):
         b = body["breakdown"]
-        first = matching(ev.between(start, end), steps[0].get("filters") or [])
+        first = matching(ev.between(start, end), steps[0].get("filters") or [], cohorts)
         first = first[first["event"] == steps[0]["event"]].drop_duplicates("person")  # time order: earliest
         value_of = dict(
             zip(first["person"], first["props"].map(lambda p: string_value(p, b["property"])), strict=True)
@@ -354,14 +370,14 @@ def _session_table(ev: Events) -> pd.DataFrame:
     return table
 
 
-def sessions(ev: Events, body: Body) -> Body:
+def sessions(ev: Events, body: Body, cohorts: Cohorts | None = None) -> Body:
     interval = body.get("interval", "day")
     start, end = ev.window(body)
     grouped = _session_table(ev)
     grouped = grouped[(grouped["start"] >= start) & (grouped["start"] < end)]
     if body.get("filters"):
         grouped = grouped[
-            grouped.index.isin(set(matching(ev.between(start, end), body["filters"])["session"]))
+            grouped.index.isin(set(matching(ev.between(start, end), body["filters"], cohorts)["session"]))
         ]
     grouped["bucket"] = ev.labels(grouped["start"], interval)
     grouped["duration"] = (grouped["max"] - grouped["min"]) / 1000
@@ -392,9 +408,9 @@ def paths(ev: Events, body: Body) -> Body:
 
 def events(ev: Events, *, event: str | None = None, distinct_ids: list[str] | None = None,
            filters: list[Body] | None = None, after: pd.Timestamp | None = None,
-           before: pd.Timestamp | None = None) -> list[Body]:  # fmt: skip
+           before: pd.Timestamp | None = None, cohorts: Cohorts | None = None) -> list[Body]:  # fmt: skip
     """Every matching event, newest first (ties by uuid, descending), as the events API lists them."""
-    rows = matching(ev.frame, filters or [])
+    rows = matching(ev.frame, filters or [], cohorts)
     if event is not None:
         rows = rows[rows["event"] == event]
     if distinct_ids is not None:
@@ -409,3 +425,58 @@ def events(ev: Events, *, event: str | None = None, distinct_ids: list[str] | No
          "timestamp": r.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f"), "properties": r.props}
         for r in rows.itertuples()
     ]  # fmt: skip
+
+
+# Cohorts -----------------------------------------------------------------------------------------------
+
+
+class People:
+    """One project's persons as cohorts see them: each person's current row (highest version) and each
+    distinct id's current person (its highest version row)."""
+
+    def __init__(self, data: Dataset, project_id: int) -> None:
+        rows = data.persons[data.persons["project_id"] == project_id].sort_values("version")
+        rows = rows.drop_duplicates("id", keep="last")
+        self.properties = {p: orjson.loads(t) for p, t in zip(rows["id"], rows["properties"], strict=True)}
+        self.population = {p for p, d in zip(rows["id"], rows["is_deleted"], strict=True) if not d}
+        ids = data.person_distinct_ids[data.person_distinct_ids["project_id"] == project_id]
+        ids = ids.sort_values("version").drop_duplicates("distinct_id", keep="last")
+        self.person_of = dict(zip(ids["distinct_id"], ids["person_id"], strict=True))
+
+
+def static_members(people: People, distinct_ids: list[str]) -> tuple[set[str], int]:
+    """The persons of the ids that have one, and how many distinct ids have none."""
+    unique = set(distinct_ids)
+    return {people.person_of[d] for d in unique if d in people.person_of}, sum(
+        d not in people.person_of for d in unique
+    )
+
+
+def dynamic_members(ev: Events, people: People, body: Body, computed_at: pd.Timestamp) -> set[str]:
+    """The persons (not deleted) passing all (or any) filters at `computed_at`: person filters on their
+    current properties; behavioural ones count their events (after merges, each once) in
+    [computed_at - days, computed_at]."""
+    passing = []
+    for f in body["filters"]:
+        if f.get("type") == "behavioral":
+            ts = ev.frame["timestamp"]
+            since = computed_at - pd.Timedelta(days=f["days"])
+            done = ev.frame[(ev.frame["event"] == f["event"]) & (ts >= since) & (ts <= computed_at)]
+            counts = done.groupby("person").size()
+            did = {p for p, n in counts.items() if n >= f.get("min_count", 1)}
+            passing.append(did if f.get("did", True) else people.population - did)
+        else:
+            passing.append({p for p in people.population if matches(f, people.properties[p])})
+    joined = set.intersection(*passing) if body.get("match", "all") == "all" else set.union(*passing)
+    return joined & people.population
+
+
+def cohort_persons(people: People, members: set[str]) -> list[Body]:
+    """The members as `GET /api/cohorts/{id}/persons` lists them, by person id."""
+    ids_of: dict[str, list[str]] = defaultdict(list)
+    for distinct_id, person in people.person_of.items():
+        ids_of[person].append(distinct_id)
+    return [
+        {"id": p, "distinct_ids": sorted(ids_of[p]), "properties": people.properties.get(p, {})}
+        for p in sorted(members)
+    ]

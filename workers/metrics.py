@@ -105,6 +105,14 @@ WRITER_LATE_EVENTS = Counter(
 # query API
 QUERY_REQUESTS = Counter("ua_query_requests_total", "Query API requests", ["endpoint", "status"])
 QUERY_SECONDS = Histogram("ua_query_seconds", "Query API request time", ["endpoint"], buckets=_LATENCY)
+COHORT_COMPUTATIONS = Counter(
+    "ua_cohort_computations_total",
+    "Cohort computations by result: ok, or error (the last version stays)",
+    ["result"],
+)
+COHORT_COMPUTATION_SECONDS = Histogram(
+    "ua_cohort_computation_seconds", "Time to compute a cohort's members", buckets=_LATENCY
+)
 QUERY_ROLLUP_BUCKETS = Counter(
     "ua_query_rollup_buckets_total",
     "Trends buckets of plain totals and uniques, by where they were counted (rollup: the Flink job's rollups)",

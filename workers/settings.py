@@ -209,6 +209,8 @@ class Settings:
     web_dist_dir: str
     # issue 12: exports
     events_export_chunk_rows: int
+    # issue 12: cohorts
+    cohort_refresh_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -314,4 +316,6 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "web_dist_dir": (str(Path(__file__).resolve().parent.parent / "web" / "dist"), _nonempty),
     # issue 12: exports
     "events_export_chunk_rows": ("10000", _int(1, 1_000_000)),
+    # issue 12: cohorts
+    "cohort_refresh_seconds": ("3600", _float(0, 30 * 86400)),
 }

@@ -39,7 +39,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(op="gt")}]}, "events[0].filters[0].value"),
     ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(op="in")}]}, "events[0].filters[0].value"),
     ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(value=None)}]}, "events[0].filters[0].value"),
-    ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(type="cohort")}]}, "events[0].filters[0].type"),
+    ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(type="group")}]}, "events[0].filters[0].type"),
     ("/api/trends", {"events": [{"event": "$pageview", "filters": bad_filter(property="")}]}, "events[0].filters[0].property"),
     ("/api/trends", {"events": [{"event": "$pageview", "filters": {"plan": "pro"}}]}, "events[0].filters"),
     ("/api/trends", {"measure": "sum"}, "property"),

@@ -8,8 +8,8 @@ Project endpoints (`Authorization: Bearer <project api key>`; the key decides th
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
 retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
 `GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
-insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), `POST /graphql`
-(workers.query.graphql_api), and the web app's
+insights and dashboards (workers.query.saved), cohorts (workers.query.cohorts), `GET /api/live`
+(workers.query.live), `POST /graphql` (workers.query.graphql_api), and the web app's
 files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
 project.
 """
@@ -32,8 +32,9 @@ from workers.clickhouse import ClickHouse, ClickHouseError, ClickHouseUnavailabl
 from workers.metrics import QUERY_REJECTED, QUERY_REQUESTS, QUERY_SECONDS
 from workers.migrate import migrate_postgres
 from workers.projects import Project, ProjectCache, ensure_project
-from workers.query import definitions, graphql_api, live, persons, saved, static
+from workers.query import cohorts, definitions, graphql_api, live, persons, saved, static
 from workers.query.cache import ResultCache
+from workers.query.definitions import DEFINITIONS_KEY
 from workers.query.events import events_list
 from workers.query.http import (
     CLICKHOUSE_KEY,
@@ -48,7 +49,7 @@ from workers.query.http import (
     project_endpoint,
     refused,
 )
-from workers.query.insights import CACHE_KEY, DEFINITIONS_KEY, INSIGHTS, cached_answer
+from workers.query.insights import CACHE_KEY, INSIGHTS, cached_answer
 from workers.query.sql import BadRequest
 from workers.query.tables import csv_text
 from workers.settings import Settings, SettingsError
@@ -60,7 +61,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (QUERY_ENDPOINT_LIMITS) and, per API key, QUERY_KEY_CONCURRENCY at a time.
 # `definitions` and `live` (issue 11) too; the live stream polls under its limits but holds no slot: it is
 # open for as long as the browser's page is.
-ENDPOINTS = ("sql", *INSIGHTS, "events", "persons", "definitions", "live")
+# issue 12: `cohorts` (their members' listing; a computation writes, so it runs without them).
+ENDPOINTS = ("sql", *INSIGHTS, "events", "persons", "definitions", "live", "cohorts")
 STREAMING = ("live",)
 RETRY_AFTER_SECONDS = 1
 
@@ -124,6 +126,8 @@ def analytics(name: str) -> Handler:
             result, hit = await cached_answer(request.app, name, project, await _json_body(request))
         except BadRequest as exc:
             return error(400, "invalid_request", str(exc))
+        except (OSError, asyncpg.PostgresError) as exc:
+            return error(503, "postgres_unavailable", str(exc))
         except definitions.UnknownName as exc:
             return error(400, exc.code, str(exc))
         except (ClickHouseError, ClickHouseUnavailable) as exc:
@@ -284,6 +288,7 @@ def create_app(settings: Settings, ch: ClickHouse, pool: asyncpg.Pool) -> web.Ap
     app.router.add_get("/api/definitions", project_endpoint(definitions.definitions))
     app.router.add_get("/api/persons", project_endpoint(persons.persons_list))
     saved.add_routes(app)
+    cohorts.add_routes(app)
     live.add_routes(app)
     graphql_api.add_routes(app)
     static.add_routes(app)  # last: every GET path no route above took

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -25,12 +26,16 @@ class ResultCache:
         self._store: OrderedDict[Key, tuple[float, bytes]] = OrderedDict()
 
     @staticmethod
-    def key(path: str, project_id: int, body: object) -> tuple[Key, bool]:
-        """The cache key (request minus `refresh`), and whether the caller asked for a refresh."""
+    def key(
+        path: str, project_id: int, body: object, cohort_versions: Mapping[int, int] | None = None
+    ) -> tuple[Key, bool]:
+        """The cache key (request minus `refresh`, and the versions of the cohorts it uses), and whether
+        the caller asked for a refresh."""
         refresh = isinstance(body, dict) and body.get("refresh") is True
         if isinstance(body, dict):
             body = {k: v for k, v in body.items() if k != "refresh"}
-        return (path, project_id, orjson.dumps(body, option=orjson.OPT_SORT_KEYS)), refresh
+        versions = sorted((cohort_versions or {}).items())
+        return (path, project_id, orjson.dumps([body, versions], option=orjson.OPT_SORT_KEYS)), refresh
 
     def get(self, key: Key) -> bytes | None:
         hit = self._store.get(key)

@@ -92,3 +92,6 @@ async def definitions_answer(run: Run, project: Project) -> dict[str, Any]:
         "event_properties": [{"name": n, "type": events.get(n)} for n in of["event_property"]],
         "person_properties": [{"name": n, "type": persons.get(n)} for n in of["person_property"]],
     }
+
+
+DEFINITIONS_KEY = web.AppKey("definitions", Definitions)

@@ -17,7 +17,8 @@ from aiohttp import web
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
 from workers.query import sql
-from workers.query.http import SETTINGS_KEY, json_response, refused, runner
+from workers.query.cohorts import current_versions
+from workers.query.http import POOL_KEY, SETTINGS_KEY, json_response, refused, runner
 from workers.query.sql import BadRequest, Rows, Run
 from workers.query.tables import csv_lines
 
@@ -47,13 +48,29 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def _narrowing(query: Mapping[str, str], params: dict[str, Any], distinct_ids: list[str] | None) -> str:
-    """The statement's `filters` fragment: `event=`, `distinct_id=`, `filters=` and a person's ids."""
+def query_filters(query: Mapping[str, str]) -> tuple[sql.Filter, ...]:
+    """The `filters` of the query string (a JSON list)."""
     raw_filters = query.get("filters")
     try:
-        filters = sql.filters(orjson.loads(raw_filters) if raw_filters else None, "query", person=False)
+        return sql.filters(orjson.loads(raw_filters) if raw_filters else None, "query", person=False)
     except orjson.JSONDecodeError:
         raise BadRequest("filters: not a JSON list") from None
+
+
+async def cohort_versions(app: web.Application, project: Project, query: Mapping[str, str]) -> dict[int, int]:
+    """The current version of each cohort the query string's filters name (a 400 for another project's)."""
+    references = sql.cohort_references(query_filters(query))
+    return await current_versions(app[POOL_KEY], project.id, references)
+
+
+def _narrowing(
+    query: Mapping[str, str],
+    params: dict[str, Any],
+    distinct_ids: list[str] | None,
+    versions: Mapping[int, int],
+) -> str:
+    """The statement's `filters` fragment: `event=`, `distinct_id=`, `filters=` and a person's ids."""
+    filters = sql.with_cohort_versions(query_filters(query), versions)
     clauses = [sql.filter_sql(filters, "f", params)]
     if query.get("event"):
         params["event"] = query["event"]
@@ -68,9 +85,13 @@ def _narrowing(query: Mapping[str, str], params: dict[str, Any], distinct_ids: l
 
 
 def events_sql(
-    project_id: int, query: Mapping[str, str], distinct_ids: list[str] | None = None
+    project_id: int,
+    query: Mapping[str, str],
+    distinct_ids: list[str] | None = None,
+    versions: Mapping[int, int] | None = None,
 ) -> tuple[str, dict[str, Any], int]:
-    """The statement for a page of events; `distinct_ids` restricts it to one person's ids."""
+    """The statement for a page of events; `distinct_ids` restricts it to one person's ids; `versions`: the
+    current version of each cohort the filters name."""
     params: dict[str, Any] = {
         "project_id": project_id,
         "before": _instant(query.get("before"), "before", LATEST),
@@ -81,7 +102,7 @@ def events_sql(
         moment, _, event_uuid = query["cursor"].partition("|")
         params["before"], params["before_uuid"] = _instant(moment, "cursor", LATEST), event_uuid
     limit = _limit(query.get("limit"))
-    filters = _narrowing(query, params, distinct_ids)
+    filters = _narrowing(query, params, distinct_ids, versions or {})
     return sql.statement("events.sql", {"filters": filters}), params, limit
 
 
@@ -101,10 +122,14 @@ def page(rows: Rows, limit: int) -> dict[str, Any]:
 
 
 async def events_page(
-    run: Run, project: Project, query: Mapping[str, str], distinct_ids: list[str] | None
+    run: Run,
+    project: Project,
+    query: Mapping[str, str],
+    distinct_ids: list[str] | None,
+    versions: Mapping[int, int] | None = None,
 ) -> Any:
     """A page of the project's events (`query`: the request's query string)."""
-    statement, params, limit = events_sql(project.id, query, distinct_ids)
+    statement, params, limit = events_sql(project.id, query, distinct_ids, versions)
     # A page needs limit + 1 distinct events (one more: is there a next page?). Newest first, so look at
     # the last day before the page's end, then 8x further back, up to `after`; and read more rows when
     # redelivered copies left the page short.
@@ -124,12 +149,13 @@ async def events_page(
 
 async def events_list(request: web.Request, project: Project) -> web.StreamResponse:
     """`GET /api/events`: a JSON page, or the export of a range as NDJSON or CSV."""
+    versions = await cohort_versions(request.app, project, request.query)
     export = export_format(request)
     if export is not None:
-        return await events_export(request, project, export)
+        return await events_export(request, project, export, versions)
     try:
         return json_response(
-            await events_page(runner(request.app, "events"), project, dict(request.query), None)
+            await events_page(runner(request.app, "events"), project, dict(request.query), None, versions)
         )
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
@@ -146,7 +172,9 @@ def export_format(request: web.Request) -> str | None:
     return None if chosen == "json" else chosen
 
 
-def export_sql(project_id: int, query: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+def export_sql(
+    project_id: int, query: Mapping[str, str], versions: Mapping[int, int]
+) -> tuple[str, dict[str, Any]]:
     """The statement for the chunks of an export: [after, before), both required."""
     for name in ("after", "before"):
         if not query.get(name):
@@ -154,7 +182,7 @@ def export_sql(project_id: int, query: Mapping[str, str]) -> tuple[str, dict[str
     after = _instant(query["after"], "after", EARLIEST)
     params: dict[str, Any] = {"project_id": project_id, "after": after, "from_time": after, "from_uuid": "",
                               "before": _instant(query["before"], "before", LATEST)}  # fmt: skip
-    filters = _narrowing(query, params, None)
+    filters = _narrowing(query, params, None, versions)
     return sql.statement("events_export.sql", {"filters": filters}), params
 
 
@@ -183,12 +211,14 @@ def export_lines(export: str, rows: Rows) -> bytes:
     return "".join(csv_lines(lines)).encode()
 
 
-async def events_export(request: web.Request, project: Project, export: str) -> web.StreamResponse:
+async def events_export(
+    request: web.Request, project: Project, export: str, versions: Mapping[int, int]
+) -> web.StreamResponse:
     """Every event of the range, written chunk by chunk as ClickHouse answers, so memory stays bounded. A
     refusal of the first chunk is the usual JSON error; a later one can only cut the response short: the
     error propagates and aiohttp drops the connection without the last chunk, so the client sees a broken
     download rather than a complete-looking one."""
-    statement, params = export_sql(project.id, request.query)
+    statement, params = export_sql(project.id, request.query, versions)
     chunk = request.app[SETTINGS_KEY].events_export_chunk_rows
     chunks = export_chunks(runner(request.app, "events"), statement, params, chunk)
     try:

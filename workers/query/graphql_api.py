@@ -36,7 +36,7 @@ from strawberry.scalars import JSON
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
 from workers.query.definitions import UnknownName, definitions_answer
-from workers.query.events import events_page
+from workers.query.events import cohort_versions, events_page
 from workers.query.http import POOL_KEY, caller, error, refusal, runner
 from workers.query.insights import INSIGHTS, cached_answer
 from workers.query.persons import person_answer, persons_page
@@ -160,7 +160,8 @@ async def events(
         query["filters"] = orjson.dumps(filters).decode()
 
     async def work(app: web.Application, project: Project) -> EventsPage:
-        return EventsPage(**_events(await events_page(runner(app, "events"), project, query, None)))
+        versions = await cohort_versions(app, project, query)
+        return EventsPage(**_events(await events_page(runner(app, "events"), project, query, None, versions)))
 
     return await _answer(info, work)
 

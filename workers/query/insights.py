@@ -12,10 +12,12 @@ import orjson
 from aiohttp import web
 
 from workers.projects import Project
-from workers.query import definitions, funnels, paths, retention, sessions, trends
+from workers.query import funnels, paths, retention, sessions, trends
 from workers.query.cache import ResultCache
-from workers.query.http import runner
-from workers.query.sql import Name, Run
+from workers.query.cohorts import current_versions
+from workers.query.definitions import DEFINITIONS_KEY
+from workers.query.http import POOL_KEY, runner
+from workers.query.sql import Name, Run, cohort_references, with_cohort_versions
 from workers.query.tables import Table
 
 
@@ -37,18 +39,21 @@ INSIGHTS: dict[str, Insight] = {
     "paths": paths,
 }
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
-DEFINITIONS_KEY = web.AppKey("definitions", definitions.Definitions)
 
 
 async def cached_answer(
     app: web.Application, name: str, project: Project, body: object
 ) -> tuple[bytes, bool]:
-    """The insight's JSON answer to the request `body`, and whether the result cache held it. BadRequest,
-    definitions.UnknownName and ClickHouse's errors pass through."""
+    """The insight's JSON answer to the request `body`, and whether the result cache held it. BadRequest
+    (a cohort not of the project too), definitions.UnknownName, Postgres's and ClickHouse's errors pass
+    through."""
     insight = INSIGHTS[name]
     q = insight.parse(body)
+    versions = await current_versions(app[POOL_KEY], project.id, cohort_references(q))
+    q = with_cohort_versions(q, versions)
     cache = app[CACHE_KEY]
-    key, refresh = ResultCache.key(f"/api/{name}", project.id, body)
+    # a new version of a cohort the answer used is a new answer
+    key, refresh = ResultCache.key(f"/api/{name}", project.id, body, versions)
     if not refresh and (cached := cache.get(key)) is not None:
         return cached, True
     await app[DEFINITIONS_KEY].check(project.id, insight.names(q))

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
-from workers.query.events import events_page
+from workers.query.events import cohort_versions, events_page
 from workers.query.http import POOL_KEY, error, json_response, refused, runner
 from workers.query.sql import BadRequest, postgres
 
@@ -52,7 +52,8 @@ async def person_answer(
         ]  # fmt: skip
     if found is None:
         return None
-    events = await events_page(runner(app, "persons"), project, query, ids)
+    versions = await cohort_versions(app, project, query)
+    events = await events_page(runner(app, "persons"), project, query, ids, versions)
     return {
         "id": str(found["id"]), "distinct_ids": ids, "properties": orjson.loads(found["properties"]),
         "is_identified": found["is_identified"], "created_at": found["created_at"].isoformat(),

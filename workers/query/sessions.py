@@ -3,7 +3,7 @@
 Sessions are the Flink job's (the `sessions` table, folded by `sessions_merged`): the SDK's session id, or
 for events with none the gap-cut session of their distinct id. A session is bucketed by its start (project
 time zone, `date_to` inclusive); its duration is last event - first event, and a bounce is a session of one
-event. Filters are on events: a session counts when one of its events in the range matches them all.
+event. Filters are on events (their properties, or their person's cohorts): a session counts when one of its events in the range matches them all.
 """
 
 from __future__ import annotations

@@ -5,12 +5,17 @@ sql/clickhouse/queries/ with their /*mark*/ fragments filled in.
 Persons are counted after merges: an event's distinct id maps to its person through `person_distinct_ids`
 (highest version), a distinct id with no row there keeps the event's own person id (`after_merges`:
 person.sql and person_overrides.sql).
+
+Cohorts: a cohort filter or breakdown names cohort ids; the API resolves them to their current versions in
+Postgres (`cohort_references`, `with_cohort_versions`) before the SQL binds them (cohort_member.sql: a
+condition on any events row, so every statement whose filters are filter_sql gets cohort filters, and
+`cohort_breakdown_sql` for breakdowns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
@@ -36,6 +41,9 @@ HOT_PROPERTIES = {
 }  # fmt: skip
 HOT_COLUMNS = ", ".join(HOT_PROPERTIES.values())
 OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "contains", "in", "is_set", "is_not_set")
+COHORT_OPS = ("in", "not_in")
+MAX_BREAKDOWN_COHORTS = 20
+MAX_ID = 2**63 - 1
 
 Rows = list[dict[str, Any]]
 # A statement run under the endpoint's limits: (statement, params) -> rows
@@ -54,7 +62,11 @@ class Filter:
     property: str
     op: str
     value: Any = None
-    type: str = "event"  # event: the event's properties; person: the person's current properties
+    # event: the event's properties; person: the person's current properties; cohort: the event's person
+    # after merges is (op in) or is not (op not_in) a member of the cohort `value`
+    type: str = "event"
+    field: str = ""  # where the filter is in the request (a cohort's is named when it is not the project's)
+    version: int = 0  # a cohort filter's: the cohort's current version (with_cohort_versions)
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,15 @@ class Breakdown:
     type: str
     property: str
     limit: int
+
+
+@dataclass(frozen=True)
+class CohortBreakdown:
+    """One series per cohort, in request order, each counting only the cohort's members."""
+
+    cohorts: tuple[int, ...]
+    versions: tuple[int, ...] = ()  # each cohort's current version (with_cohort_versions)
+    type: str = "cohort"
 
 
 @dataclass(frozen=True)
@@ -152,35 +173,51 @@ def filters(raw: object, where: str, *, person: bool = True) -> tuple[Filter, ..
         return ()
     if not isinstance(raw, list):
         raise BadRequest(f"{where}.filters: must be a list")
-    parsed = []
-    for n, f in enumerate(raw):
-        if not isinstance(f, dict):
-            raise BadRequest(f"{where}.filters[{n}]: must be an object")
-        prop, op = f.get("property"), f.get("op")
-        if not isinstance(prop, str) or not prop:
-            raise BadRequest(f"{where}.filters[{n}].property: required")
-        if op not in OPS:
-            raise BadRequest(f"{where}.filters[{n}].op: {op!r} is not one of {', '.join(OPS)}")
-        kind = f.get("type", "event")
-        if kind not in ("event", "person"):
-            raise BadRequest(f"{where}.filters[{n}].type: {kind!r} is not one of event, person")
-        value = f.get("value")
-        if op == "in" and not (
-            isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
-        ):
-            raise BadRequest(f"{where}.filters[{n}].value: 'in' needs a list of strings or numbers")
-        if op in ("gt", "gte", "lt", "lte") and not (
-            isinstance(value, int | float) and not isinstance(value, bool)
-        ):
-            raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a number")
-        if op in ("eq", "neq", "contains") and not isinstance(value, str | int | float | bool):
-            raise BadRequest(f"{where}.filters[{n}].value: {op!r} needs a string, number or boolean")
-        parsed.append(Filter(prop, op, value, kind))
+    parsed = [one_filter(f, f"{where}.filters[{n}]") for n, f in enumerate(raw)]
     if not person:
         for n, f in enumerate(parsed):
-            if f.type != "event":
+            if f.type == "person":
                 raise BadRequest(f"{where}.filters[{n}].type: only event properties can filter here")
     return tuple(parsed)
+
+
+def one_filter(f: object, field: str, kinds: tuple[str, ...] = ("event", "person", "cohort")) -> Filter:
+    """One filter at `field` of the request, of one of `kinds`."""
+    if not isinstance(f, dict):
+        raise BadRequest(f"{field}: must be an object")
+    kind = f.get("type", "event")
+    if kind not in kinds:
+        raise BadRequest(f"{field}.type: {kind!r} is not one of {', '.join(kinds)}")
+    if kind == "cohort":
+        return _cohort_filter(f, field)
+    prop, op = f.get("property"), f.get("op")
+    if not isinstance(prop, str) or not prop:
+        raise BadRequest(f"{field}.property: required")
+    if op not in OPS:
+        raise BadRequest(f"{field}.op: {op!r} is not one of {', '.join(OPS)}")
+    value = f.get("value")
+    if op == "in" and not (isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)):
+        raise BadRequest(f"{field}.value: 'in' needs a list of strings or numbers")
+    if op in ("gt", "gte", "lt", "lte") and not (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    ):
+        raise BadRequest(f"{field}.value: {op!r} needs a number")
+    if op in ("eq", "neq", "contains") and not isinstance(value, str | int | float | bool):
+        raise BadRequest(f"{field}.value: {op!r} needs a string, number or boolean")
+    return Filter(prop, op, value, kind, field)
+
+
+def _cohort_filter(f: dict[str, Any], field: str) -> Filter:
+    op, value = f.get("op", "in"), f.get("value")
+    if op not in COHORT_OPS:
+        raise BadRequest(f"{field}.op: {op!r} is not one of {', '.join(COHORT_OPS)}")
+    if not is_id(value):
+        raise BadRequest(f"{field}.value: a cohort id (a positive integer)")
+    return Filter("", op, value, "cohort", f"{field}.value")
+
+
+def is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def breakdown(raw: object) -> Breakdown | None:
@@ -198,10 +235,68 @@ def breakdown(raw: object) -> Breakdown | None:
     return Breakdown(kind, prop, limit)
 
 
+def breakdown_or_cohorts(raw: object) -> Breakdown | CohortBreakdown | None:
+    """A breakdown by a property, or by cohorts: {"type": "cohort", "cohorts": [id, ...]}."""
+    if not isinstance(raw, dict) or raw.get("type") != "cohort":
+        return breakdown(raw)
+    ids = raw.get("cohorts")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BREAKDOWN_COHORTS:
+        raise BadRequest(f"breakdown.cohorts: a list of 1 to {MAX_BREAKDOWN_COHORTS} cohort ids")
+    for n, cohort in enumerate(ids):
+        if not is_id(cohort):
+            raise BadRequest(f"breakdown.cohorts[{n}]: a cohort id (a positive integer)")
+        if cohort in ids[:n]:
+            raise BadRequest(f"breakdown.cohorts[{n}]: cohort {cohort} is listed twice")
+    return CohortBreakdown(tuple(ids))
+
+
 def filter_names(filters: tuple[Filter, ...], where: str) -> list[Name]:
     return [
-        (f"{f.type}_property", f"{where}.filters[{n}].property", f.property) for n, f in enumerate(filters)
+        (f"{f.type}_property", f"{where}.filters[{n}].property", f.property)
+        for n, f in enumerate(filters)
+        if f.type != "cohort"
     ]
+
+
+# cohorts in a query
+
+
+def _each_cohort(value: Any, visit: Callable[[Any], Any]) -> Any:
+    """`value` (a query: dataclasses and tuples of them) with `visit` applied to each cohort filter and
+    cohort breakdown in it."""
+    if (isinstance(value, Filter) and value.type == "cohort") or isinstance(value, CohortBreakdown):
+        return visit(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _each_cohort(getattr(value, f.name), visit) for f in fields(value)})
+    if isinstance(value, tuple):
+        return tuple(_each_cohort(v, visit) for v in value)
+    return value
+
+
+def cohort_references(q: Any) -> list[tuple[str, int]]:
+    """(request field, cohort id) of each cohort a query uses."""
+    found: list[tuple[str, int]] = []
+
+    def collect(item: Any) -> Any:
+        if isinstance(item, CohortBreakdown):
+            found.extend((f"breakdown.cohorts[{n}]", c) for n, c in enumerate(item.cohorts))
+        else:
+            found.append((item.field, item.value))
+        return item
+
+    _each_cohort(q, collect)
+    return found
+
+
+def with_cohort_versions(q: Any, versions: Mapping[int, int]) -> Any:
+    """The query with each cohort's current version, which its SQL binds."""
+
+    def bind(item: Any) -> Any:
+        if isinstance(item, CohortBreakdown):
+            return replace(item, versions=tuple(versions[c] for c in item.cohorts))
+        return replace(item, version=versions[item.value])
+
+    return _each_cohort(q, bind)
 
 
 def series_names(series: tuple[Series, ...], field: str) -> list[Name]:
@@ -230,6 +325,10 @@ def filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any])
     clauses = []
     for n, f in enumerate(filters):
         key = f"{prefix}_{n}"
+        if f.type == "cohort":
+            member = cohort_member_sql(key, f.value, f.version, params)
+            clauses.append(member if f.op == "in" else f"NOT {member}")
+            continue
         column = "person_properties" if f.type == "person" else "properties"
         params[f"{key}_name"] = f.property
         name = f"{{{key}_name:String}}"
@@ -266,6 +365,25 @@ def filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any])
             fast = f"{hot} != {value}" if f.op == "neq" else f"{hot} {compare} {value}"
             clauses.append(f"if({hot} != '', {fast}, {generic})" if hot else generic)
     return " AND ".join(clauses) if clauses else "1"
+
+
+def cohort_member_sql(key: str, cohort: int, version: int, params: dict[str, Any]) -> str:
+    """Whether a row's person after merges (a row with distinct_id and person_id: events) is a member of
+    the cohort's `version`, its values bound as `<key>_cohort` and `<key>_version`."""
+    params[f"{key}_cohort"], params[f"{key}_version"] = cohort, version
+    marks = {"cohort": f"{{{key}_cohort:UInt64}}", "version": f"{{{key}_version:UInt64}}"}
+    return statement("cohort_member.sql", marks)
+
+
+def cohort_breakdown_sql(breakdown: CohortBreakdown, params: dict[str, Any]) -> str:
+    """The cohorts (ids) a row's person after merges is a member of, one row each (arrayJoin: a person in
+    several cohorts counts in each; in none, the row is left out). For a statement over events rows."""
+    members = [
+        f"if({cohort_member_sql(f'cohort_breakdown_{n}', c, v, params)}, {{cohort_breakdown_{n}_cohort:UInt64}},"
+        " toUInt64(0))"
+        for n, (c, v) in enumerate(zip(breakdown.cohorts, breakdown.versions, strict=True))
+    ]
+    return f"arrayJoin(arrayFilter(c -> c != 0, [{', '.join(members)}]))"
 
 
 def _as_text(value: Any) -> str:

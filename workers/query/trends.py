@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from workers.projects import Project
 from workers.query import sql, trends_rollups
-from workers.query.sql import Breakdown, Name, Rows, Run, Series
+from workers.query.sql import Breakdown, CohortBreakdown, Name, Rows, Run, Series
 from workers.query.tables import Table, series_table
 
 MEASURES = ("uniques", "totals", "active_percent", "average", "frequency", "sum", "avg", "distribution")
@@ -34,7 +34,7 @@ class TrendsQuery:
     date_from: date
     date_to: date
     property: str | None = None
-    breakdown: Breakdown | None = None
+    breakdown: Breakdown | CohortBreakdown | None = None
 
 
 def parse(body: object) -> TrendsQuery:
@@ -59,13 +59,13 @@ def parse(body: object) -> TrendsQuery:
     date_from, date_to = sql.date_range(body, MAX_DAYS, interval)
     return TrendsQuery(
         tuple(series), measure, interval, date_from, date_to, prop if isinstance(prop, str) else None,
-        sql.breakdown(body.get("breakdown")),
+        sql.breakdown_or_cohorts(body.get("breakdown")),
     )  # fmt: skip
 
 
 def names(q: TrendsQuery) -> list[Name]:
     names = sql.series_names(q.series, "events")
-    if q.breakdown is not None:
+    if isinstance(q.breakdown, Breakdown):
         names.append((f"{q.breakdown.type}_property", "breakdown.property", q.breakdown.property))
     if q.property is not None and q.measure in ("sum", "avg", "distribution"):
         names.append(("event_property", "property", q.property))
@@ -97,7 +97,7 @@ async def answer(run: Run, q: TrendsQuery, project: Project) -> dict[str, Any]:
                 {"event": series.event, "breakdown_value": None, "labels": labels, "values": values}
             )
             continue
-        for value in top_breakdown_values(q, rows) if q.breakdown else [""]:
+        for value in breakdown_values(q, rows):
             of_value = [r for r in rows if r["breakdown_value"] == value]
             labels, values = series_values(q, of_value, project.timezone, active)
             result.append({"event": series.event, "breakdown_value": value if q.breakdown else None,
@@ -119,7 +119,9 @@ def sql_for(
     if series is not None:
         params["event"] = series.event
         event, filters = "event = {event:String}", sql.filter_sql(series.filters, "f", params)
-        if q.breakdown is not None:
+        if isinstance(q.breakdown, CohortBreakdown):
+            breakdown = sql.cohort_breakdown_sql(q.breakdown, params)
+        elif q.breakdown is not None:
             params["breakdown"] = q.breakdown.property
             breakdown = sql.breakdown_sql(q.breakdown)
         if q.measure == "distribution":
@@ -178,13 +180,17 @@ def series_values(
     return labels, values
 
 
-def top_breakdown_values(q: TrendsQuery, rows: Rows) -> list[str]:
-    """The breakdown values with the most events over the range, at most `breakdown.limit`."""
+def breakdown_values(q: TrendsQuery, rows: Rows) -> list[Any]:
+    """The series' breakdown values: `""` alone without a breakdown, the cohorts in request order, or the
+    property values with the most events over the range, at most `breakdown.limit`."""
+    if q.breakdown is None:
+        return [""]
+    if isinstance(q.breakdown, CohortBreakdown):
+        return list(q.breakdown.cohorts)
     totals: dict[str, int] = {}
     for r in rows:
         totals[r["breakdown_value"]] = totals.get(r["breakdown_value"], 0) + int(r["events"])
-    ranked = sorted(totals, key=lambda v: (-totals[v], v))
-    return ranked[: q.breakdown.limit] if q.breakdown else ranked
+    return sorted(totals, key=lambda v: (-totals[v], v))[: q.breakdown.limit]
 
 
 def frequency_values(rows: Rows) -> tuple[list[str], list[float]]:
