@@ -299,6 +299,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
         "step_masks": step_masks, "exclusion_masks": exclusion_masks,
         "person_properties": sql.fragment("persons_join.sql") if uses_persons else "",
+        "person_column": ", person_properties" if uses_persons else "",
         **sql.after_merges(),
     }  # fmt: skip
     return sql.statement("funnels.sql", fragments), params

@@ -62,7 +62,7 @@ FROM
                             /*breakdown_value*/ AS breakdown_value/*excluded_times*/
                         FROM
                         (
-                            SELECT ev.*, /*step_masks*/ AS steps, /*exclusion_masks*/ AS excluding
+                            SELECT ev.*, /*step_masks*/ AS steps, /*exclusion_masks*/ AS excluding/*person_column*/
                             FROM
                             (
                                 SELECT e.*, /*person*/ AS person
