@@ -257,7 +257,9 @@ def funnels(ev: Events, body: Body) -> Body:
             first_start[person] = n
     chains = {}
     for person in first_start:
-        chain = _person_chain(sorted(events[person]), len(steps), window, order, exclusions, excluded_at[person])
+        chain = _person_chain(
+            sorted(events[person]), len(steps), window, order, exclusions, excluded_at[person]
+        )
         if chain:
             chains[person] = chain
     answer: Body = {"steps": _steps(steps, list(chains.values()))}
@@ -320,7 +322,9 @@ def _person_chain(events: list[tuple[int, int, bool]], n: int, window: int, orde
     return best
 
 
-def _excluded(times: list[int], window_end: int, exclusions: list[Body], excluded_at: list[list[int]]) -> bool:
+def _excluded(
+    times: list[int], window_end: int, exclusions: list[Body], excluded_at: list[list[int]]
+) -> bool:
     for x, seconds in zip(exclusions, excluded_at, strict=True):
         if len(times) < x["from_step"]:
             continue
@@ -334,7 +338,13 @@ def _excluded(times: list[int], window_end: int, exclusions: list[Body], exclude
 def _histogram(h: Body, chains: list[list[int]]) -> Body:
     first, last, bins = h["from_step"], h["to_step"], h.get("bins", 10)
     times = [c[last - 1] - c[first - 1] for c in chains if len(c) >= last]
-    out: Body = {"from_step": first, "to_step": last, "bins": [], "average_seconds": None, "median_seconds": None}
+    out: Body = {
+        "from_step": first,
+        "to_step": last,
+        "bins": [],
+        "average_seconds": None,
+        "median_seconds": None,
+    }
     if not times:
         return out
     low = min(times)

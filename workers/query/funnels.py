@@ -97,7 +97,9 @@ def _exclusions(raw: object, steps: tuple[Series, ...]) -> tuple[Exclusion, ...]
     if raw is None:
         return ()
     if not isinstance(raw, list) or len(raw) > MAX_EXCLUSIONS:
-        raise sql.BadRequest(f"exclusions: a list of at most {MAX_EXCLUSIONS} {{event, filters?, from_step, to_step}}")
+        raise sql.BadRequest(
+            f"exclusions: a list of at most {MAX_EXCLUSIONS} {{event, filters?, from_step, to_step}}"
+        )
     parsed = []
     for n, item in enumerate(raw):
         series = _series(item, f"exclusions[{n}]")
@@ -153,10 +155,11 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
     UNION ALL (strict order: with every other event of the range too, masks 0)."""
     steps = {n: f"({sql.filter_sql(_event_side(s.filters), f's{n}', params)})" for n, s in enumerate(q.steps)}
     exclusions = {
-        j: f"({sql.filter_sql(_event_side(x.series.filters), f'x{j}', params)})" for j, x in enumerate(q.exclusions)
+        j: f"({sql.filter_sql(_event_side(x.series.filters), f'x{j}', params)})"
+        for j, x in enumerate(q.exclusions)
     }
     starts = {0} if q.order != "unordered" else set(range(len(q.steps)))
-    uuid = "uuid" if q.order == "strict" else "0"
+    uuid = "0" if q.order == "ordered" else "uuid"
     event_names = sorted({s.event for s in q.steps} | {x.series.event for x in q.exclusions})
     selects = []
     for i, event in enumerate(event_names):
@@ -224,10 +227,13 @@ def _chains(q: FunnelQuery) -> list[str]:
     for k in range(1, n):
         kept = ", ".join(f"c.{m}" for m in range(1, k + 1))
         in_window = f"ts[c.{k} + 1] - ts[c.1] <= {{window:UInt64}}"
-        if q.order == "strict":  # the very next event, if it matches step k + 1 (and is after the start's second)
+        if q.order == "strict":
+            # the very next event, if it matches step k + 1 (and, for step 2, is after the start's second)
             after_start = f" AND ts[c.{k} + 1] > ts[c.1]" if k == 1 else ""
             step = f"c.{k} > 0 AND bitTest(evs[c.{k} + 1], {k}){after_start} AND {in_window}"
-            chains.append(f"arrayMap(c -> tuple({kept}, if({step}, c.{k} + 1, 0)), chains_{k}) AS chains_{k + 1}")
+            chains.append(
+                f"arrayMap(c -> tuple({kept}, if({step}, c.{k} + 1, 0)), chains_{k}) AS chains_{k + 1}"
+            )
             continue
         # the next step's candidate (its earliest event after the previous step's), then the window check
         after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
@@ -276,10 +282,12 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         _person_side(s.filters) for s in (*q.steps, *(x.series for x in q.exclusions))
     )
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
-    if q.order == "strict":  # every event of the person, once per uuid
-        evs = f"arrayMap(t -> t.1, arraySort(arrayDistinct(groupArray(({packed}, uuid)))))"
-    else:
-        evs = f"arraySort(groupArrayIf({packed}, steps > 0))"
+    # strict order: every event of the person; the others: the events matching a step. Once per uuid where
+    # a duplicate could take a step of its own (strict, unordered); ordered chains never take one.
+    kept = "1" if q.order == "strict" else "steps > 0"
+    evs = f"arraySort(groupArrayIf({packed}, {kept}))"
+    if q.order != "ordered":
+        evs = f"arrayMap(t -> t.1, arraySort(arrayDistinct(groupArrayIf(({packed}, uuid), {kept}))))"
     is_start = "steps > 0" if q.order == "unordered" else "bitTest(steps, 0)"
     is_start += " AND timestamp < {end:DateTime64(6, 'UTC')}"
     excluded_times = "".join(
@@ -322,8 +330,8 @@ def result(q: FunnelQuery, rows: Rows) -> dict[str, Any]:
         answer["breakdowns"] = []
         for v in top:
             times = _times(rows, STEP_TIMES_PER_VALUE, v)
-            entry = {"breakdown_value": v,
-                     "steps": steps_result(q, [r for r in counts if r["breakdown_value"] == v], times)}  # fmt: skip
+            of_value = [r for r in counts if r["breakdown_value"] == v]
+            entry: dict[str, Any] = {"breakdown_value": v, "steps": steps_result(q, of_value, times)}
             if q.histogram is not None:
                 entry["histogram"] = histogram_result(q.histogram, times.get(0))
             answer["breakdowns"].append(entry)
@@ -335,7 +343,9 @@ def _times(rows: Rows, grouped: int, value: str | None) -> dict[int, dict[str, A
     return {
         int(r["step"]): r
         for r in rows
-        if r["grouped"] == grouped and int(r["step"]) != 1 and (value is None or r["breakdown_value"] == value)
+        if r["grouped"] == grouped
+        and int(r["step"]) != 1
+        and (value is None or r["breakdown_value"] == value)
     }
 
 
