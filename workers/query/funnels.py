@@ -159,7 +159,7 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
         for j, x in enumerate(q.exclusions)
     }
     starts = {0} if q.order != "unordered" else set(range(len(q.steps)))
-    uuid = "0" if q.order == "ordered" else "uuid"
+    uuid = "uuid" if _once_per_uuid(q) else "0"
     event_names = sorted({s.event for s in q.steps} | {x.series.event for x in q.exclusions})
     selects = []
     for i, event in enumerate(event_names):
@@ -205,9 +205,31 @@ def _breakdown_value(q: FunnelQuery, is_start: str) -> str:
     return f"any({sql.breakdown_sql(q.breakdown)})"
 
 
+def _repeats_an_event(q: FunnelQuery) -> bool:
+    """Whether an event may match several steps (two steps of one event name)."""
+    return len({s.event for s in q.steps}) < len(q.steps)
+
+
+def _once_per_uuid(q: FunnelQuery) -> bool:
+    """Whether a duplicated event (same uuid) could take a step of its own, so the events are kept once per
+    uuid: strict order, and unordered with a repeated event; ordered chains never take one."""
+    return q.order == "strict" or (q.order == "unordered" and _repeats_an_event(q))
+
+
 def _chains(q: FunnelQuery) -> list[str]:
     """Each start's chain as a tuple of n event indexes (0 from the first step not reached), as `chains`."""
     n = len(q.steps)
+    if q.order == "unordered" and not _repeats_an_event(q):
+        # an event matches one step at most: the steps taken are those whose first event from the start on
+        # is within the window, in the order of those events
+        firsts = ", ".join(f"next_{k}[i]" for k in range(n))
+        steps = ", ".join(f"a[{k}]" for k in range(1, n + 1))
+        return [
+            f"arrayFilter((i, x) -> bitAnd(x, {STEP_BITS}) > 0 AND ts[i] < {{end_second:UInt64}}, idx, evs) AS starts",
+            f"arrayMap(i -> arraySort(arrayFilter(x -> x > 0 AND ts[x] - ts[i] <= {{window:UInt64}}, [{firsts}])),"
+            " starts) AS taken",
+            f"arrayMap(a -> tuple({steps}), taken) AS chains",
+        ]
     if q.order == "unordered":
         # from the start on, within the window, each event takes the first step it matches not yet taken
         free = f"bitAnd(bitAnd(evs[j], {STEP_BITS}), bitNot(acc.1))"
@@ -274,7 +296,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
     nexts = ",\n".join(
         f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
-        for k in range(1, n)
+        for k in range(0 if q.order == "unordered" else 1, n)
     )
     step_masks = _person_masks("masks", [s.filters for s in q.steps], "p", params)
     exclusion_masks = _person_masks("exclusions", [x.series.filters for x in q.exclusions], "px", params)
@@ -282,11 +304,10 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         _person_side(s.filters) for s in (*q.steps, *(x.series for x in q.exclusions))
     )
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
-    # strict order: every event of the person; the others: the events matching a step. Once per uuid where
-    # a duplicate could take a step of its own (strict, unordered); ordered chains never take one.
+    # strict order: every event of the person; the others: the events matching a step
     kept = "1" if q.order == "strict" else "steps > 0"
     evs = f"arraySort(groupArrayIf({packed}, {kept}))"
-    if q.order != "ordered":
+    if _once_per_uuid(q):
         evs = f"arrayMap(t -> t.1, arraySort(arrayDistinct(groupArrayIf(({packed}, uuid), {kept}))))"
     is_start = "steps > 0" if q.order == "unordered" else "bitTest(steps, 0)"
     is_start += " AND timestamp < {end:DateTime64(6, 'UTC')}"
