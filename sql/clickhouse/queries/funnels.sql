@@ -2,16 +2,17 @@
 -- of the chain that reached it (see the README's funnels entry for the exact definitions).
 -- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
 -- sort orders a person's events (ties within a second by their masks); a duplicated event (same uuid)
--- changes neither levels nor times (strict order keeps one row per uuid). A start is an event taking step
+-- changes neither levels nor times (where it could, funnels.py keeps one row per uuid). A start is an event taking step
 -- 1 (unordered: any step) before {end_second}. Each start's chain is a tuple of n event indexes (0 from the
 -- first step not reached), built by the `chains` fragment of its order mode; a chain an exclusion hits
 -- counts as level 0.
 -- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
--- person and persons (person.sql, person_overrides.sql), person_properties (persons_join.sql when a
--- person filter or breakdown needs it) with the step and exclusion masks' person-side parts, the events'
--- array `evs`, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`,
--- `excluded`, levels and pairs (with the histogram's (0, seconds) pair); values are {parameters}. Each
+-- person and persons (person.sql, person_overrides.sql), person_properties and person_column
+-- (persons_join.sql when a person filter or breakdown needs it), step_masks and exclusion_masks (the
+-- event-side masks with the bits whose person-side filters fail cleared), the events' array `evs`,
+-- has_start, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`, `excluded`,
+-- levels and pairs (with the histogram's (0, seconds) pair); values are {parameters}. Each
 -- layer reads the one below as columns, which keeps the query tree small with 20 steps. One statement
 -- gives the counts per (level, breakdown value), the median seconds from the previous step overall and
 -- per breakdown value (grouping sets), and the histogram (step 0) with its bins.
