@@ -55,6 +55,13 @@ def requests(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
             "interval": "week", **week}),
         "funnel_3_steps": ("/api/funnels", {"steps": [{"event": "$pageview"}, {"event": "signed_up"},
                                                       {"event": "purchase"}], "window_seconds": 86400 * 7, **week}),
+        "funnel_strict_person_filter": ("/api/funnels", {"steps": [{"event": "$pageview"}, {"event": "signed_up",
+            "filters": [{"type": "person", "property": "tier", "op": "eq", "value": "gold"}]}],
+            "window_seconds": 3600, "order": "strict", **week}),
+        "funnel_unordered_complete": ("/api/funnels", {"steps": [{"event": "$pageview"}, {"event": "signed_up"},
+            {"event": "purchase"}], "window_seconds": 86400, "order": "unordered", "exclusions": [
+            {"event": "$autocapture", "from_step": 2, "to_step": 3}], "breakdown": {"type": "person",
+            "property": "tier", "limit": 3}, "histogram": {"from_step": 1, "to_step": 3, "bins": 20}, **week}),
         "retention_weekly": ("/api/retention", {"start_event": "signed_up", "return_event": "$any", "period": "week",
                                                 "periods": 4, **week}),
         "trends_hot_properties": ("/api/trends", {"events": [{"event": "$pageview", "filters": [

@@ -10,7 +10,7 @@ time zone.
 
 from __future__ import annotations
 
-import bisect
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -237,61 +237,140 @@ def distribution(rows: pd.DataFrame, prop: str) -> tuple[list[str], list[int]]:
 
 
 def funnels(ev: Events, body: Body, cohorts: Cohorts | None = None) -> Body:
-    """windowFunnel at second resolution: a person's events in time order, those in one second in step
-    order; a start is a step-1 event in the range; the chain takes each next step at the earliest
-    matching event after the previous step's, strictly after the start's second, within the window."""
-    steps, window = body["steps"], body["window_seconds"]
+    """A person's events in time order at second resolution, those in one second by their step mask (the sum
+    of 2^(k-1) over the steps k they match); strict order keeps every event, the others those matching a
+    step. A start is an event in the range matching step 1 (unordered: any step); its chain as the order
+    says; a chain an exclusion hits is dropped; a person's chain is their first reaching the deepest level."""
+    steps, window, order = body["steps"], body["window_seconds"], body.get("order", "ordered")
+    exclusions = body.get("exclusions") or []
     start, end = ev.window(body)
     rows = ev.between(start)
     micros = rows["timestamp"].dt.as_unit("us").astype("int64")  # pandas < 3 may hold nanoseconds
-    seconds = (micros // 1_000_000).to_numpy()
-    entries: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
-    for k, step in enumerate(steps):
-        hit = matching(rows[rows["event"] == step["event"]], step.get("filters") or [], cohorts)
-        at = rows.index.get_indexer(hit.index)
-        inside = (hit["timestamp"] < end).tolist()
-        for person, second, first in zip(hit["person"], seconds[at], inside, strict=True):
-            entries[person].append((int(second), k, first and k == 0))
-    chains = {person: _deepest_chain(sorted(e), len(steps), window) for person, e in entries.items()}
-    chains = {person: chain for person, chain in chains.items() if chain}
+    seconds = (micros // 1_000_000).tolist()
+
+    def masks(items: list[Body]) -> list[int]:
+        mask = np.zeros(len(rows), dtype=np.int64)
+        for k, item in enumerate(items):
+            hit = matching(rows[rows["event"] == item["event"]], item.get("filters") or [], cohorts)
+            mask[rows.index.get_indexer(hit.index)] |= 1 << k
+        return [int(m) for m in mask]
+
+    step_masks, exclusion_masks = masks(steps), masks(exclusions)
+    inside = (rows["timestamp"] < end).tolist()
+    events: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
+    excluded_at: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in exclusions])
+    first_start: dict[str, int] = {}  # the row (time order, ties by uuid) of each person's first start
+    for n, (person, second, mask, excl, within) in enumerate(
+        zip(rows["person"], seconds, step_masks, exclusion_masks, inside, strict=True)
+    ):
+        if mask or order == "strict":
+            events[person].append((second, mask, within))
+        for j in range(len(exclusions)):
+            if excl >> j & 1:
+                excluded_at[person][j].append(second)
+        starts_here = mask > 0 if order == "unordered" else mask & 1
+        if starts_here and within and person not in first_start:
+            first_start[person] = n
+    chains = {}
+    for person in first_start:
+        chain = _person_chain(
+            sorted(events[person]), len(steps), window, order, exclusions, excluded_at[person]
+        )
+        if chain:
+            chains[person] = chain
     answer: Body = {"steps": _steps(steps, list(chains.values()))}
+    histogram = body.get("histogram")
+    if histogram:
+        answer["histogram"] = _histogram(histogram, list(chains.values()))
     if body.get("breakdown"):
         b = body["breakdown"]
-        first = matching(ev.between(start, end), steps[0].get("filters") or [], cohorts)
-        first = first[first["event"] == steps[0]["event"]].drop_duplicates("person")  # time order: earliest
-        value_of = dict(
-            zip(first["person"], first["props"].map(lambda p: string_value(p, b["property"])), strict=True)
-        )
+        if b.get("type", "event") == "event":
+            props = rows["props"].tolist()
+            value_of = {p: string_value(props[n], b["property"]) for p, n in first_start.items()}
+        else:
+            person_props = dict(zip(rows["person"], rows["person_props"], strict=False))
+            value_of = {p: string_value(person_props[p], b["property"]) for p in first_start}
         by_value: dict[str, list[list[int]]] = defaultdict(list)
         for person, chain in chains.items():
             by_value[value_of[person]].append(chain)
         top = sorted(by_value, key=lambda v: (-len(by_value[v]), v))[: b.get("limit", 10)]
-        answer["breakdowns"] = [{"breakdown_value": v, "steps": _steps(steps, by_value[v])} for v in top]
+        answer["breakdowns"] = []
+        for v in top:
+            entry: Body = {"breakdown_value": v, "steps": _steps(steps, by_value[v])}
+            if histogram:
+                entry["histogram"] = _histogram(histogram, by_value[v])
+            answer["breakdowns"].append(entry)
     return answer
 
 
-def _deepest_chain(entries: list[tuple[int, int, bool]], n: int, window: int) -> list[int]:
-    """The chain (step times) of the first start reaching the deepest step; [] without a start."""
-    positions: list[list[int]] = [[] for _ in range(n)]
-    for i, (_, k, _) in enumerate(entries):
-        positions[k].append(i)
-    times = [[entries[i][0] for i in p] for p in positions]
+def _person_chain(events: list[tuple[int, int, bool]], n: int, window: int, order: str,
+                  exclusions: list[Body], excluded_at: list[list[int]]) -> list[int]:  # fmt: skip
+    """The step times of the person's first non-excluded start reaching the deepest level; [] if none."""
     best: list[int] = []
-    for i, (t0, _, is_start) in enumerate(entries):
-        if not is_start:
+    for i, (t0, mask, within) in enumerate(events):
+        if not within or not (mask if order == "unordered" else mask & 1):
             continue
-        chain, at = [t0], i
-        for step in range(1, n):
-            j = max(bisect.bisect_right(positions[step], at), bisect.bisect_right(times[step], t0))
-            if j == len(positions[step]) or times[step][j] > t0 + window:
-                break
-            chain.append(times[step][j])
-            at = positions[step][j]
-        if len(chain) > len(best):
-            best = chain
-        if len(best) == n:
-            break
+        taken = [i]
+        if order == "unordered":
+            done = mask & -mask
+            for j in range(i + 1, len(events)):
+                if events[j][0] > t0 + window:
+                    break
+                free = events[j][1] & ~done
+                if free:
+                    done |= free & -free
+                    taken.append(j)
+        else:
+            for k in range(1, n):
+                at = taken[-1] + 1
+                if order == "ordered":  # the earliest event matching step k + 1 after the previous step's
+                    while at < len(events) and not (events[at][1] >> k & 1 and events[at][0] > t0):
+                        at += 1
+                ok = at < len(events) and events[at][1] >> k & 1 and t0 < events[at][0] <= t0 + window
+                if not ok:
+                    break
+                taken.append(at)
+        times = [events[j][0] for j in taken]
+        if _excluded(times, t0 + window, exclusions, excluded_at):
+            continue
+        if len(times) > len(best):
+            best = times
     return best
+
+
+def _excluded(
+    times: list[int], window_end: int, exclusions: list[Body], excluded_at: list[list[int]]
+) -> bool:
+    for x, seconds in zip(exclusions, excluded_at, strict=True):
+        if len(times) < x["from_step"]:
+            continue
+        after = times[x["from_step"] - 1]
+        before = times[x["to_step"] - 1] if len(times) >= x["to_step"] else window_end
+        if any(after < s < before for s in seconds):
+            return True
+    return False
+
+
+def _histogram(h: Body, chains: list[list[int]]) -> Body:
+    first, last, bins = h["from_step"], h["to_step"], h.get("bins", 10)
+    times = [c[last - 1] - c[first - 1] for c in chains if len(c) >= last]
+    out: Body = {
+        "from_step": first,
+        "to_step": last,
+        "bins": [],
+        "average_seconds": None,
+        "median_seconds": None,
+    }
+    if not times:
+        return out
+    low = min(times)
+    width = max(1, math.ceil((max(times) - low + 1) / bins))
+    counts = Counter((t - low) // width for t in times)
+    out["bins"] = [{"from_seconds": low + i * width, "to_seconds": low + (i + 1) * width, "count": counts.get(i, 0)}
+                   for i in range(bins)]  # fmt: skip
+    out["average_seconds"] = round(statistics.mean(times), 6)
+    out["median_seconds"] = float(statistics.median(times))
+    return out
 
 
 def _steps(steps: list[Body], chains: list[list[int]]) -> list[Body]:

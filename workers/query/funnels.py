@@ -1,9 +1,11 @@
-"""Funnels: a request -> bound ClickHouse SQL (windowFunnel) -> per-step counts and conversions.
+"""Funnels: a request -> bound ClickHouse SQL (arrays of each person's events) -> per-step counts,
+conversions, medians and the time-to-convert histogram.
 
-A person reaches step k when they did steps 1..k in order, step k within `window_seconds` of step 1
-(ClickHouse `windowFunnel`, second resolution), step 1 inside the date range (the project's time zone,
-`date_to` inclusive); later steps may fall after `date_to`, within the window. Persons are counted after
-merges and each event once, as in trends.
+A person's events are in time order at second resolution; from each start (a step-1 event inside the date
+range; unordered: any step's event) a chain takes the steps as the order mode says, within
+`window_seconds` of the start (later steps may fall after `date_to`); a chain an exclusion hits does not
+count, and a person's level is the deepest over their other starts. Persons are counted after merges and
+each event once, as in trends. The README's funnels entry has the exact definitions.
 """
 
 from __future__ import annotations
@@ -15,12 +17,30 @@ from zoneinfo import ZoneInfo
 
 from workers.projects import Project
 from workers.query import sql
-from workers.query.sql import Breakdown, Name, Rows, Run, Series
+from workers.query.sql import Breakdown, Filter, Name, Rows, Run, Series
 from workers.query.tables import Table, cell
 
 MAX_DAYS = 366 * 2
 MAX_STEPS = 20
+MAX_EXCLUSIONS = 5
+MAX_BINS = 90
 MAX_WINDOW_SECONDS = 90 * 86400
+ORDERS = ("ordered", "strict", "unordered")
+STEP_BITS = 0xFFFFF  # the low 20 bits of a packed event: its step masks (MAX_STEPS)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    series: Series
+    from_step: int  # 1-based, as the answer's steps
+    to_step: int
+
+
+@dataclass(frozen=True)
+class Histogram:
+    from_step: int
+    to_step: int
+    bins: int
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,9 @@ class FunnelQuery:
     date_from: date
     date_to: date
     breakdown: Breakdown | None = None
+    order: str = "ordered"
+    exclusions: tuple[Exclusion, ...] = ()
+    histogram: Histogram | None = None
 
 
 def parse(body: object) -> FunnelQuery:
@@ -39,23 +62,71 @@ def parse(body: object) -> FunnelQuery:
         raise sql.BadRequest("steps: required, a list of at least 2 {event, filters?}")
     if len(steps) > MAX_STEPS:
         raise sql.BadRequest(f"steps: at most {MAX_STEPS}")
-    parsed = []
-    for n, step in enumerate(steps):
-        if not isinstance(step, dict) or not isinstance(step.get("event"), str) or not step["event"]:
-            raise sql.BadRequest(f"steps[{n}].event: required, a string")
-        parsed.append(Series(step["event"], sql.filters(step.get("filters"), f"steps[{n}]", person=False)))
+    parsed = tuple(_series(step, f"steps[{n}]") for n, step in enumerate(steps))
     window = body.get("window_seconds")
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_SECONDS:
         raise sql.BadRequest(f"window_seconds: required, an integer from 1 to {MAX_WINDOW_SECONDS}")
     date_from, date_to = sql.date_range(body, MAX_DAYS)
-    breakdown = sql.breakdown(body.get("breakdown"))
-    if breakdown is not None and breakdown.type != "event":
-        raise sql.BadRequest("breakdown.type: funnels break down by event properties only")
-    return FunnelQuery(tuple(parsed), window, date_from, date_to, breakdown)
+    order = body.get("order", "ordered")
+    if order not in ORDERS:
+        raise sql.BadRequest(f"order: {order!r} is not one of {', '.join(ORDERS)}")
+    return FunnelQuery(
+        parsed, window, date_from, date_to, sql.breakdown(body.get("breakdown")), order,
+        _exclusions(body.get("exclusions"), parsed), _histogram(body.get("histogram"), len(parsed)),
+    )  # fmt: skip
+
+
+def _series(raw: object, where: str) -> Series:
+    if not isinstance(raw, dict) or not isinstance(raw.get("event"), str) or not raw["event"]:
+        raise sql.BadRequest(f"{where}.event: required, a string")
+    return Series(raw["event"], sql.filters(raw.get("filters"), where))
+
+
+def _step_pair(raw: dict[str, Any], where: str, steps: int) -> tuple[int, int]:
+    """`from_step` and `to_step`: 1-based, 1 <= from_step < to_step <= steps."""
+    first, last = raw.get("from_step"), raw.get("to_step")
+    for name, value in (("from_step", first), ("to_step", last)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= steps:
+            raise sql.BadRequest(f"{where}.{name}: required, a step number from 1 to {steps}")
+    assert isinstance(first, int) and isinstance(last, int)
+    if first >= last:
+        raise sql.BadRequest(f"{where}.to_step: must be after from_step")
+    return first, last
+
+
+def _exclusions(raw: object, steps: tuple[Series, ...]) -> tuple[Exclusion, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_EXCLUSIONS:
+        raise sql.BadRequest(
+            f"exclusions: a list of at most {MAX_EXCLUSIONS} {{event, filters?, from_step, to_step}}"
+        )
+    parsed = []
+    for n, item in enumerate(raw):
+        series = _series(item, f"exclusions[{n}]")
+        first, last = _step_pair(item, f"exclusions[{n}]", len(steps))
+        for step in (first, last):
+            if steps[step - 1] == series:
+                raise sql.BadRequest(f"exclusions[{n}].event: the same event and filters as step {step}")
+        parsed.append(Exclusion(series, first, last))
+    return tuple(parsed)
+
+
+def _histogram(raw: object, steps: int) -> Histogram | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise sql.BadRequest("histogram: must be an object {from_step, to_step, bins?}")
+    first, last = _step_pair(raw, "histogram", steps)
+    bins = raw.get("bins", 10)
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS:
+        raise sql.BadRequest(f"histogram.bins: an integer from 1 to {MAX_BINS}")
+    return Histogram(first, last, bins)
 
 
 def names(q: FunnelQuery) -> list[Name]:
     names = sql.series_names(q.steps, "steps")
+    names += sql.series_names(tuple(x.series for x in q.exclusions), "exclusions")
     if q.breakdown is not None:
         names.append((f"{q.breakdown.type}_property", "breakdown.property", q.breakdown.property))
     return names
@@ -65,50 +136,130 @@ async def answer(run: Run, q: FunnelQuery, project: Project) -> dict[str, Any]:
     return result(q, await run(*sql_for(q, project.id, project.timezone)))
 
 
-def _condition(q: FunnelQuery, n: int, params: dict[str, Any]) -> str:
-    """Step n's condition on a row of its event: its filters (step 1: also inside the range)."""
-    condition = sql.filter_sql(q.steps[n].filters, f"s{n}", params)
-    return f"({condition} AND timestamp < {{end:DateTime64(6, 'UTC')}})" if n == 0 else f"({condition})"
+def _event_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
+    return tuple(f for f in filters if f.type == "event")
+
+
+def _person_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
+    """The filters that depend on the person only (person properties; cohorts): decided once per row after
+    the person is known, on its `person` and `person_properties`."""
+    return tuple(f for f in filters if f.type != "event")
+
+
+def _masks(conditions: dict[int, str]) -> str:
+    """The bit mask of the conditions (bit k: condition k holds)."""
+    return " + ".join(f"toUInt32({c}) * {1 << k}" for k, c in conditions.items()) or "0"
 
 
 def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
-    """The rows of each event name the steps use, with their step masks, as one UNION ALL."""
-    conditions = [_condition(q, n, params) for n in range(len(q.steps))]
+    """The rows of each event name the steps and exclusions use, with their event-side masks, as one
+    UNION ALL (strict order: with every other event of the range too, masks 0)."""
+    steps = {n: f"({sql.filter_sql(_event_side(s.filters), f's{n}', params)})" for n, s in enumerate(q.steps)}
+    exclusions = {
+        j: f"({sql.filter_sql(_event_side(x.series.filters), f'x{j}', params)})"
+        for j, x in enumerate(q.exclusions)
+    }
+    starts = {0} if q.order != "unordered" else set(range(len(q.steps)))
+    uuid = "uuid" if _once_per_uuid(q) else "0"
+    event_names = sorted({s.event for s in q.steps} | {x.series.event for x in q.exclusions})
     selects = []
-    for i, event in enumerate(sorted({s.event for s in q.steps})):
+    for i, event in enumerate(event_names):
         params[f"event_{i}"] = event
-        steps = [n for n, s in enumerate(q.steps) if s.event == event]
-        masks = " + ".join(f"toUInt32{conditions[n]} * {1 << n}" for n in steps)
         breakdown = "''"
-        if q.breakdown is not None and 0 in steps:
-            breakdown = sql.breakdown_sql(q.breakdown)
-        fragments = {"masks": masks, "row_breakdown": breakdown, "event": f"event_{i}"}
+        if q.breakdown is not None and q.breakdown.type == "event":
+            if any(q.steps[n].event == event for n in starts):
+                breakdown = sql.breakdown_sql(q.breakdown)
+        fragments = {
+            "uuid": uuid, "event": f"event = {{event_{i}:String}}",
+            "masks": _masks({n: c for n, c in steps.items() if q.steps[n].event == event}),
+            "exclusions": _masks({j: c for j, c in exclusions.items() if q.exclusions[j].series.event == event}),
+            "row_breakdown": breakdown,
+        }  # fmt: skip
+        selects.append(sql.statement("step_events.sql", fragments))
+    if q.order == "strict":
+        params["event_names"] = event_names
+        fragments = {"uuid": uuid, "event": "event NOT IN {event_names:Array(String)}", "masks": "0",
+                     "exclusions": "0", "row_breakdown": "''"}  # fmt: skip
         selects.append(sql.statement("step_events.sql", fragments))
     return "\nUNION ALL\n".join(selects)
 
 
-def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
-    """One statement for the counts, the breakdown and the median step times (funnels.sql)."""
-    start, end = sql.bounds(q.date_from, q.date_to, ZoneInfo(timezone))
-    params: dict[str, Any] = {
-        "project_id": project_id, "window": q.window_seconds, "start": start, "end": end,
-        "last": end + timedelta(seconds=q.window_seconds + 1),
-    }  # fmt: skip
-    breakdown_steps = ""
-    if q.breakdown is not None:
-        params["breakdown"] = q.breakdown.property
-        breakdown_steps = "(breakdown_value, step),"
-    # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
-    nexts = ",\n".join(
-        f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
-        for k in range(1, len(q.steps))
-    )
-    # chains_k: each start's chain as a tuple of k event indexes (0 from the first step not reached):
-    # the next step's candidate (its earliest event after the previous step's), then the window check
-    chains = ["arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0), idx, evs)) AS chains_1"]
-    for k in range(1, len(q.steps)):
-        after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
+def _person_masks(column: str, filters: list[tuple[Filter, ...]], prefix: str, params: dict[str, Any]) -> str:
+    """`column` with the bits whose person-side filters the row's person fails cleared."""
+    if not any(_person_side(f) for f in filters):
+        return column
+    passing = {
+        k: f"({sql.filter_sql(_person_side(f), f'{prefix}{k}', params)})" if _person_side(f) else "1"
+        for k, f in enumerate(filters)
+    }
+    return f"bitAnd({column}, {_masks(passing)})"
+
+
+def _breakdown_value(q: FunnelQuery, is_start: str) -> str:
+    """A person's breakdown value (aggregated over their rows): an event property's value on their first
+    start, or their current person property. The seam for a cohort breakdown: there a person has a value per
+    cohort they belong to (its membership fragment), ARRAY JOINed before the grouping sets."""
+    if q.breakdown is None:
+        return "''"
+    if q.breakdown.type == "event":
+        return f"argMinIf(row_breakdown, timestamp, {is_start})"
+    return f"any({sql.breakdown_sql(q.breakdown)})"
+
+
+def _repeats_an_event(q: FunnelQuery) -> bool:
+    """Whether an event may match several steps (two steps of one event name)."""
+    return len({s.event for s in q.steps}) < len(q.steps)
+
+
+def _once_per_uuid(q: FunnelQuery) -> bool:
+    """Whether a duplicated event (same uuid) could take a step of its own, so the events are kept once per
+    uuid: strict order, and unordered with a repeated event; ordered chains never take one."""
+    return q.order == "strict" or (q.order == "unordered" and _repeats_an_event(q))
+
+
+def _chains(q: FunnelQuery) -> list[str]:
+    """Each start's chain as a tuple of n event indexes (0 from the first step not reached), as `chains`."""
+    n = len(q.steps)
+    if q.order == "unordered" and not _repeats_an_event(q):
+        # an event matches one step at most: the steps taken are those whose first event from the start on
+        # is within the window, in the order of those events
+        firsts = ", ".join(f"next_{k}[i]" for k in range(n))
+        steps = ", ".join(f"a[{k}]" for k in range(1, n + 1))
+        return [
+            f"arrayFilter((i, x) -> bitAnd(x, {STEP_BITS}) > 0 AND ts[i] < {{end_second:UInt64}}, idx, evs) AS starts",
+            f"arrayMap(i -> arraySort(arrayFilter(x -> x > 0 AND ts[x] - ts[i] <= {{window:UInt64}}, [{firsts}])),"
+            " starts) AS taken",
+            f"arrayMap(a -> tuple({steps}), taken) AS chains",
+        ]
+    if q.order == "unordered":
+        # from the start on, within the window, each event takes the first step it matches not yet taken
+        free = f"bitAnd(bitAnd(evs[j], {STEP_BITS}), bitNot(acc.1))"
+        take = f"(bitOr(acc.1, bitAnd({free}, bitNot({free}) + 1)), arrayPushBack(acc.2, j))"
+        within = "arraySlice(idx, i, arrayCount(t -> t <= ts[i] + {window:UInt64}, ts) - i + 1)"
+        steps = ", ".join(f"a[{k}]" for k in range(1, n + 1))
+        return [
+            f"arrayFilter((i, x) -> bitAnd(x, {STEP_BITS}) > 0 AND ts[i] < {{end_second:UInt64}}, idx, evs) AS starts",
+            f"arrayMap(i -> arrayFold((acc, j) -> if({free} = 0, acc, {take}), {within},"
+            " (toUInt64(0), emptyArrayUInt32())).2, starts) AS taken",
+            f"arrayMap(a -> tuple({steps}), taken) AS chains",
+        ]
+    chains = [
+        "arrayMap(i -> tuple(i), arrayFilter((i, x) -> bitTest(x, 0) AND ts[i] < {end_second:UInt64}, idx, evs))"
+        " AS chains_1"
+    ]
+    for k in range(1, n):
         kept = ", ".join(f"c.{m}" for m in range(1, k + 1))
+        in_window = f"ts[c.{k} + 1] - ts[c.1] <= {{window:UInt64}}"
+        if q.order == "strict":
+            # the very next event, if it matches step k + 1 (and, for step 2, is after the start's second)
+            after_start = f" AND ts[c.{k} + 1] > ts[c.1]" if k == 1 else ""
+            step = f"c.{k} > 0 AND bitTest(evs[c.{k} + 1], {k}){after_start} AND {in_window}"
+            chains.append(
+                f"arrayMap(c -> tuple({kept}, if({step}, c.{k} + 1, 0)), chains_{k}) AS chains_{k + 1}"
+            )
+            continue
+        # the next step's candidate (its earliest event after the previous step's), then the window check
+        after = "later[c.1 + 1]" if k == 1 else f"c.{k} + 1"
         chains.append(
             f"arrayMap(c -> tuple({kept}, if(c.{k} = 0, 0, next_{k}[{after}])), chains_{k}) AS candidates_{k + 1}"
         )
@@ -116,13 +267,69 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
             f"arrayMap(c -> tuple({kept}, if(c.{k + 1} > 0 AND ts[c.{k + 1}] - ts[c.1] <= {{window:UInt64}},"
             f" c.{k + 1}, 0)), candidates_{k + 1}) AS chains_{k + 1}"
         )
+    return [*chains, f"chains_{n} AS chains"]
+
+
+def _excluded(q: FunnelQuery) -> str:
+    """A chain an exclusion hits: it reached from_step, and an exclusion event falls strictly between its
+    from_step event and its to_step event (not reached: the end of its window)."""
+    hits = [
+        f"(c.{x.from_step} > 0 AND arrayExists(s -> s > ts[c.{x.from_step}] AND s < if(c.{x.to_step} > 0,"
+        f" ts[c.{x.to_step}], ts[c.1] + {{window:UInt64}}), excluded_{j}))"
+        for j, x in enumerate(q.exclusions)
+    ]
+    return " OR ".join(hits) or "0"
+
+
+def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[str, Any]]:
+    """One statement for the counts, the breakdown, the median step times and the histogram (funnels.sql)."""
+    start, end = sql.bounds(q.date_from, q.date_to, ZoneInfo(timezone))
+    params: dict[str, Any] = {
+        "project_id": project_id, "window": q.window_seconds, "start": start, "end": end,
+        "end_second": int(end.timestamp()), "last": end + timedelta(seconds=q.window_seconds + 1),
+        "bins": q.histogram.bins if q.histogram else 1,
+    }  # fmt: skip
+    breakdown_steps = ""
+    if q.breakdown is not None:
+        params["breakdown"] = q.breakdown.property
+        breakdown_steps = "(breakdown_value, step),"
     n = len(q.steps)
-    chains.append(f"chains_{n} AS chains")
-    levels = " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))])
-    pairs = ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))])
+    # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
+    nexts = ",\n".join(
+        f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
+        for k in range(0 if q.order == "unordered" else 1, n)
+    )
+    step_masks = _person_masks("masks", [s.filters for s in q.steps], "p", params)
+    exclusion_masks = _person_masks("exclusions", [x.series.filters for x in q.exclusions], "px", params)
+    uses_persons = (q.breakdown is not None and q.breakdown.type == "person") or any(
+        _person_side(s.filters) for s in (*q.steps, *(x.series for x in q.exclusions))
+    )
+    packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
+    # strict order: every event of the person; the others: the events matching a step
+    kept = "1" if q.order == "strict" else "steps > 0"
+    evs = f"arraySort(groupArrayIf({packed}, {kept}))"
+    if _once_per_uuid(q):
+        evs = f"arrayMap(t -> t.1, arraySort(arrayDistinct(groupArrayIf(({packed}, uuid), {kept}))))"
+    is_start = "steps > 0" if q.order == "unordered" else "bitTest(steps, 0)"
+    is_start += " AND timestamp < {end:DateTime64(6, 'UTC')}"
+    excluded_times = "".join(
+        f",\narraySort(groupArrayIf(toUInt32(toDateTime(timestamp)), bitTest(excluding, {j}))) AS excluded_{j}"
+        for j in range(len(q.exclusions))
+    )
+    histogram = "[]"
+    if q.histogram is not None:
+        f, t = q.histogram.from_step, q.histogram.to_step
+        histogram = f"if(level >= {t}, [(0, ts[chain.{t}] - ts[chain.{f}])], [])"
     fragments = {
         "step_events": _step_events(q, params), "breakdown_steps": breakdown_steps, "next": nexts,
-        "chains": ",\n".join(chains), "levels": levels, "pairs": pairs,
+        "chains": ",\n".join(_chains(q)), "excluded": _excluded(q),
+        "levels": " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))]),
+        "pairs": ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))]),
+        "histogram": histogram, "evs": evs, "breakdown_value": _breakdown_value(q, is_start),
+        "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
+        "step_masks": step_masks, "exclusion_masks": exclusion_masks,
+        "person_properties": sql.fragment("persons_join.sql") if uses_persons else "",
+        "person_column": ", person_properties" if uses_persons else "",
         **sql.after_merges(),
     }  # fmt: skip
     return sql.statement("funnels.sql", fragments), params
@@ -134,29 +341,37 @@ COUNTS, STEP_TIMES_PER_VALUE, STEP_TIMES = 1, 4, 6  # grouping(level, breakdown_
 def result(q: FunnelQuery, rows: Rows) -> dict[str, Any]:
     """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
     counts = [r for r in rows if r["grouped"] == COUNTS]
-    answer: dict[str, Any] = {"steps": steps_result(q, counts, _medians(rows, STEP_TIMES, None))}
+    answer: dict[str, Any] = {"steps": steps_result(q, counts, _times(rows, STEP_TIMES, None))}
+    if q.histogram is not None:
+        answer["histogram"] = histogram_result(q.histogram, _times(rows, STEP_TIMES, None).get(0))
     if q.breakdown is not None:
         first: dict[str, int] = {}
         for r in counts:
             first[r["breakdown_value"]] = first.get(r["breakdown_value"], 0) + int(r["persons"])
         top = sorted(first, key=lambda v: (-first[v], v))[: q.breakdown.limit]
-        answer["breakdowns"] = [
-            {"breakdown_value": v, "steps": steps_result(
-                q, [r for r in counts if r["breakdown_value"] == v], _medians(rows, STEP_TIMES_PER_VALUE, v))}
-            for v in top
-        ]  # fmt: skip
+        answer["breakdowns"] = []
+        for v in top:
+            times = _times(rows, STEP_TIMES_PER_VALUE, v)
+            of_value = [r for r in counts if r["breakdown_value"] == v]
+            entry: dict[str, Any] = {"breakdown_value": v, "steps": steps_result(q, of_value, times)}
+            if q.histogram is not None:
+                entry["histogram"] = histogram_result(q.histogram, times.get(0))
+            answer["breakdowns"].append(entry)
     return answer
 
 
-def _medians(rows: Rows, grouped: int, value: str | None) -> dict[int, float]:
+def _times(rows: Rows, grouped: int, value: str | None) -> dict[int, dict[str, Any]]:
+    """The step-time rows of a grouping set (of one breakdown value) by step (0: the histogram's)."""
     return {
-        int(r["step"]): float(r["median_seconds"])
+        int(r["step"]): r
         for r in rows
-        if r["grouped"] == grouped and int(r["step"]) > 1 and (value is None or r["breakdown_value"] == value)
+        if r["grouped"] == grouped
+        and int(r["step"]) != 1
+        and (value is None or r["breakdown_value"] == value)
     }
 
 
-def steps_result(q: FunnelQuery, rows: Rows, medians: dict[int, float]) -> list[dict[str, Any]]:
+def steps_result(q: FunnelQuery, rows: Rows, times: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     at_level: dict[int, int] = {}
     for r in rows:
         at_level[int(r["level"])] = at_level.get(int(r["level"]), 0) + int(r["persons"])
@@ -164,14 +379,31 @@ def steps_result(q: FunnelQuery, rows: Rows, medians: dict[int, float]) -> list[
     result = []
     for k, (step, count) in enumerate(zip(q.steps, counts, strict=True)):
         first, previous = counts[0], counts[k - 1] if k else counts[0]
+        median = times.get(k + 1) if k else None
         result.append({
             "event": step.event,
             "count": count,
             "conversion_from_first": round(count / first, 6) if first else 0,
             "conversion_from_previous": round(count / previous, 6) if previous else 0,
-            "median_seconds_from_previous": medians.get(k + 1),
+            "median_seconds_from_previous": float(median["median_seconds"]) if median else None,
         })  # fmt: skip
     return result
+
+
+def histogram_result(h: Histogram, row: dict[str, Any] | None) -> dict[str, Any]:
+    """Equal-width bins from the shortest time to convert, and its average and median (null: nobody)."""
+    shape: dict[str, Any] = {"from_step": h.from_step, "to_step": h.to_step, "bins": [],
+                             "average_seconds": None, "median_seconds": None}  # fmt: skip
+    if row is None:
+        return shape
+    low, width = int(row["low"]), int(row["width"])
+    shape["bins"] = [
+        {"from_seconds": low + i * width, "to_seconds": low + (i + 1) * width, "count": int(count)}
+        for i, count in enumerate(row["bin_counts"])
+    ]
+    shape["average_seconds"] = round(float(row["average_seconds"]), 6)
+    shape["median_seconds"] = float(row["median_seconds"])
+    return shape
 
 
 FUNNEL_COLUMNS = (

@@ -1,69 +1,88 @@
--- Funnel: per person (after merges), the deepest step reached and the times of the chain that reached it.
--- ClickHouse windowFunnel semantics, second resolution: events in time order (ties in step order); from a
--- step-1 event inside the date range (a start), each later step is taken at its earliest event after the
--- previous step's, strictly later than the start and at most {window} seconds after it. A person's level
--- is the deepest over all their starts; their chain is the first start (in time order) reaching it.
+-- Funnel: per person (after merges), the deepest step reached over their non-excluded starts and the times
+-- of the chain that reached it (see the README's funnels entry for the exact definitions).
 -- Each event is packed as (second << 20) | masks (bit k set when it matches step k + 1), so one numeric
--- sort orders a person's events; a duplicated event (same uuid) changes neither levels nor times.
+-- sort orders a person's events (ties within a second by their masks); a duplicated event (same uuid)
+-- changes neither levels nor times (where it could, funnels.py keeps one row per uuid). A start is an event taking step
+-- 1 (unordered: any step) before {end_second}. Each start's chain is a tuple of n event indexes (0 from the
+-- first step not reached), built by the `chains` fragment of its order mode; a chain an exclusion hits
+-- counts as level 0.
 -- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
--- the per-step `next` arrays and `chains`, levels and pairs, person and persons (person.sql,
--- person_overrides.sql); values are {parameters}. Each layer reads the one below as columns, which keeps
--- the query tree small with 20 steps. One statement gives the counts per (level, breakdown value)
--- and the median seconds from the previous step, overall and (with a breakdown, whose value is the
--- person's first start's) per breakdown value: grouping sets.
+-- person and persons (person.sql, person_overrides.sql), person_properties and person_column
+-- (persons_join.sql when a person filter or breakdown needs it), step_masks and exclusion_masks (the
+-- event-side masks with the bits whose person-side filters fail cleared), the events' array `evs`,
+-- has_start, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`, `excluded`,
+-- levels and pairs (with the histogram's (0, seconds) pair); values are {parameters}. Each
+-- layer reads the one below as columns, which keeps the query tree small with 20 steps. One statement
+-- gives the counts per (level, breakdown value), the median seconds from the previous step overall and
+-- per breakdown value (grouping sets), and the histogram (step 0) with its bins.
 SELECT
-    grouping(level, breakdown_value, step) AS grouped,
-    level,
-    breakdown_value,
-    step,
-    countIf(step = 1) AS persons,
-    quantileExactInclusive(0.5)(seconds) AS median_seconds
+    grouped, level, breakdown_value, step, persons, median_seconds, average_seconds,
+    arrayMin(durations) AS low,
+    intDiv(arrayMax(durations) - low + {bins:UInt64}, {bins:UInt64}) AS width,
+    arrayMap(h -> intDiv(h - low, width), durations) AS bin_of,
+    if(step = 0, arrayMap(b -> countEqual(bin_of, b), range({bins:UInt64})), []) AS bin_counts
 FROM
 (
-    SELECT level, breakdown_value, pair.1 AS step, pair.2 AS seconds
+    SELECT
+        grouping(level, breakdown_value, step) AS grouped,
+        level,
+        breakdown_value,
+        step,
+        countIf(step = 1) AS persons,
+        quantileExactInclusive(0.5)(seconds) AS median_seconds,
+        avgIf(seconds, step = 0) AS average_seconds,
+        groupArrayIf(seconds, step = 0) AS durations
     FROM
     (
-        SELECT
-            breakdown_value,
-            arrayMax(levels) AS level,
-            chains[indexOf(levels, level)] AS chain,
-            arraySlice([/*pairs*/], 1, level) AS pairs
+        SELECT level, breakdown_value, pair.1 AS step, pair.2 AS seconds
         FROM
         (
-            SELECT breakdown_value, ts, /*chains*/, arrayMap(c -> /*levels*/, chains) AS levels
+            SELECT
+                breakdown_value,
+                arrayMax(levels) AS level,
+                chains[indexOf(levels, level)] AS chain,
+                arrayConcat(arraySlice([/*pairs*/], 1, level), /*histogram*/) AS pairs
             FROM
             (
-                SELECT
-                    breakdown_value,
-                    evs,
-                    arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
-                    arrayEnumerate(evs) AS idx,
-                    -- later[x]: the first index >= x whose second is after the one before it (0: none)
-                    arrayReverseFill(x -> x > 0, arrayMap((i, d) -> if(i = 1 OR d > 0, i, 0), idx, arrayDifference(ts))) AS later,
-                    /*next*/
+                SELECT breakdown_value, ts, /*chains*/,
+                       arrayMap(c -> if(/*excluded*/, 0, /*levels*/), chains) AS levels
                 FROM
                 (
                     SELECT
-                        arraySort(groupArray(bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + masks)) AS evs,
-                        argMinIf(row_breakdown, timestamp, bitTest(masks, 0)) AS breakdown_value
+                        *,
+                        arrayMap(x -> bitShiftRight(x, 20), evs) AS ts,
+                        arrayEnumerate(evs) AS idx,
+                        -- later[x]: the first index >= x whose second is after the one before it (0: none)
+                        arrayReverseFill(x -> x > 0, arrayMap((i, d) -> if(i = 1 OR d > 0, i, 0), idx, arrayDifference(ts))) AS later,
+                        /*next*/
                     FROM
                     (
                         SELECT
-                            e.*,
-                            /*person*/ AS person
+                            /*evs*/ AS evs,
+                            /*breakdown_value*/ AS breakdown_value/*excluded_times*/
                         FROM
                         (
-                            /*step_events*/
-                        ) AS e
-                        /*persons*/
+                            SELECT ev.*, /*step_masks*/ AS steps, /*exclusion_masks*/ AS excluding/*person_column*/
+                            FROM
+                            (
+                                SELECT e.*, /*person*/ AS person
+                                FROM
+                                (
+                                    /*step_events*/
+                                ) AS e
+                                /*persons*/
+                            ) AS ev
+                            /*person_properties*/
+                        )
+                        GROUP BY person
+                        HAVING /*has_start*/
                     )
-                    GROUP BY person
-                    HAVING countIf(bitTest(masks, 0)) > 0
                 )
             )
+            WHERE level > 0
         )
+        ARRAY JOIN pairs AS pair
     )
-    ARRAY JOIN pairs AS pair
+    GROUP BY GROUPING SETS ((level, breakdown_value), /*breakdown_steps*/ (step))
 )
-GROUP BY GROUPING SETS ((level, breakdown_value), /*breakdown_steps*/ (step))
