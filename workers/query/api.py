@@ -6,10 +6,10 @@ that touches files is refused by ClickHouse itself and answered 400; nothing cha
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
-retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
-`GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
-insights and dashboards (workers.query.saved), `GET /api/live` (workers.query.live), and the web app's
-files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
+retention, sessions, paths, stickiness, lifecycle), `GET /api/events` (workers.query.events),
+`GET /api/persons/{distinct_id}` and `GET /api/persons` (workers.query.persons), `GET /api/definitions`
+(workers.query.definitions), saved insights and dashboards (workers.query.saved), `GET /api/live`
+(workers.query.live), and the web app's files on every other GET path (workers.query.static). `POST /api/projects` (ADMIN_API_KEY) creates a
 project.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from workers.projects import Project
-from workers.query import funnels, paths, retention, sessions, trends
+from workers.query import funnels, lifecycle, paths, retention, sessions, stickiness, trends
 from workers.query.sql import Name, Run
 
 
@@ -26,4 +26,6 @@ INSIGHTS: dict[str, Insight] = {
     "retention": retention,
     "sessions": sessions,
     "paths": paths,
+    "stickiness": stickiness,
+    "lifecycle": lifecycle,
 }
