@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.generate import HOSTILE_EVENT, HOSTILE_PROPERTY
 from tests import reference
 from tests.analytics.support import RANGE_A, RANGE_B, Side, World, assert_same, post
 
@@ -131,6 +132,14 @@ async def test_project_b_has_its_own_event(client: TestClient, world: World) -> 
     body = {"event": "invited_friend", "interval": "day", **RANGE_B}
     answer = await check(client, world, "b", "/api/lifecycle", body)
     assert sum(answer["new"]) > 0
+
+
+async def test_hostile_names_and_values_are_data(client: TestClient, world: World) -> None:
+    filters = [{"property": HOSTILE_PROPERTY, "op": "neq", "value": "x'y"}]
+    body = {"events": [{"event": HOSTILE_EVENT, "filters": filters}], "interval": "day", **RANGE_A}
+    assert sum((await check(client, world, "a", "/api/stickiness", body))["series"][0]["values"]) > 0
+    body = {"event": HOSTILE_EVENT, "filters": filters, "interval": "day", **RANGE_A}
+    assert sum((await check(client, world, "a", "/api/lifecycle", body))["new"]) > 0
 
 
 STICKINESS = {"events": [{"event": "$pageview"}], "interval": "day", **RANGE_A}
