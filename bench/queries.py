@@ -37,7 +37,7 @@ from tests.components import create_database, drop_database
 from workers.clickhouse import ClickHouse, connect
 from workers.migrate import migrate_clickhouse, migrate_postgres
 from workers.projects import ensure_project
-from workers.query import events, funnels, paths, retention, sessions, trends
+from workers.query import events, funnels, lifecycle, paths, retention, sessions, stickiness, trends
 from workers.query.api import create_app
 from workers.settings import Settings
 
@@ -74,6 +74,11 @@ def requests(days: int) -> dict[str, tuple[str, dict[str, Any]]]:
         "sessions_filtered": ("/api/sessions", {"interval": "week", "filters": [
             {"property": "$os", "op": "eq", "value": "iOS"}], **week}),
         "paths_5_steps": ("/api/paths", {"steps": 5, "limit": 50, **week}),
+        "stickiness_day": ("/api/stickiness", {"events": [{"event": "$pageview"}, {"event": "purchase"}],
+                                               "interval": "day", **week}),
+        "lifecycle_day": ("/api/lifecycle", {"event": "$pageview", "interval": "day", **week}),
+        "lifecycle_person_filter": ("/api/lifecycle", {"event": "purchase", "filters": [
+            {"type": "person", "property": "tier", "op": "eq", "value": "gold"}], "interval": "week", **week}),
         # GET: the query string; no result cache, so "warm" is the same request again
         "events_newest_100": ("/api/events", {"limit": "100"}),
         "events_filtered_1000": ("/api/events", {"limit": "1000", "event": "purchase", "filters": orjson.dumps(
@@ -94,6 +99,13 @@ def plain_sql(path: str, body: dict[str, Any], project_id: int) -> list[tuple[st
     if path == "/api/events":  # the page as one plain statement over the whole range (no day windows)
         statement, params, limit = events.events_sql(project_id, body)
         return [(statement, {**params, "scan": 2 * (limit + 1)})]
+    if path == "/api/stickiness":
+        q = stickiness.parse(body)
+        return [stickiness.sql_for(q, s, project_id, "UTC") for s in q.series]
+    if path == "/api/lifecycle":
+        q = lifecycle.parse(body)
+        intervals = len(stickiness.interval_labels(q.interval, q.date_from, q.date_to, "UTC"))
+        return [lifecycle.sql_for(q, intervals, project_id, "UTC")]
     if path == "/api/sessions":
         return [sessions.sql_for(sessions.parse(body), project_id, "UTC")]
     return [paths.sql_for(paths.parse(body), project_id, "UTC")]

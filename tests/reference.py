@@ -559,3 +559,57 @@ def cohort_persons(people: People, members: set[str]) -> list[Body]:
         {"id": p, "distinct_ids": sorted(ids_of[p]), "properties": people.properties.get(p, {})}
         for p in sorted(members)
     ]
+
+
+# Stickiness, lifecycle -------------------------------------------------------------------------------
+
+
+def stickiness(ev: Events, body: Body) -> Body:
+    """Per series, values[k - 1] = persons who did the event in exactly k of the range's intervals."""
+    interval = body.get("interval", "day")
+    rows = ev.between(*ev.window(body))
+    n = len(ev.all_labels(body, interval))
+    series = []
+    for item in body["events"]:
+        mine = matching(rows[rows["event"] == item["event"]], item.get("filters") or [])
+        active = (
+            mine.assign(bucket=ev.labels(mine["timestamp"], interval)).groupby("person")["bucket"].nunique()
+        )
+        times = Counter(active.tolist())
+        series.append({"event": item["event"], "labels": [str(k) for k in range(1, n + 1)],
+                       "values": [times.get(k, 0) for k in range(1, n + 1)]})  # fmt: skip
+    return {"series": series}
+
+
+def lifecycle(ev: Events, body: Body) -> Body:
+    """Per interval B of the range, with active(p, B) = p did the event (passing the filters) in B: new
+    (active, first matching event ever in B), returning (active in B and B - 1, not new), resurrecting
+    (active in B, not in B - 1, first event before B), dormant = -(active in B - 1, not in B)."""
+    interval = body.get("interval", "day")
+    labels = ev.all_labels(body, interval)
+    before_first = (date.fromisoformat(labels[0]) - timedelta(days=1)).isoformat()
+    previous = ev.all_labels({**body, "date_from": before_first, "date_to": before_first}, interval)[0]
+    _, end = ev.window(body)
+    rows = matching(ev.frame[ev.frame["event"] == body["event"]], body.get("filters") or [])
+    rows = rows[rows["timestamp"] < end]
+    rows = rows.assign(bucket=ev.labels(rows["timestamp"], interval))
+    first_of = rows.groupby("person")["bucket"].min().to_dict()
+    active_in = rows.groupby("person")["bucket"].agg(set).to_dict()
+    out: Body = {"labels": labels, "new": [], "returning": [], "resurrecting": [], "dormant": []}
+    for before, label in zip([previous, *labels], labels, strict=False):
+        counts: Counter[str] = Counter()
+        for person, active in active_in.items():
+            if label in active:
+                status = (
+                    "new"
+                    if first_of[person] == label
+                    else "returning"
+                    if before in active
+                    else "resurrecting"
+                )
+                counts[status] += 1
+            elif before in active:
+                counts["dormant"] -= 1
+        for status in ("new", "returning", "resurrecting", "dormant"):
+            out[status].append(counts[status])
+    return out

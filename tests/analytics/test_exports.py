@@ -140,6 +140,29 @@ async def test_paths_csv_is_a_row_per_edge(client: TestClient, world: World) -> 
     assert [number(r[1]) for r in rows[1:]] == [e["value"] for e in answer["edges"]]
 
 
+async def test_stickiness_csv_is_a_row_per_series(client: TestClient, world: World) -> None:
+    body = {
+        "events": [{"event": "$pageview"}, {"event": "purchase", "filters": PRO}],
+        "interval": "day",
+        **RANGE_A,
+    }
+    answer, rows = await json_and_csv(client, world.a, "/api/stickiness", body)
+    assert_same(answer, reference.stickiness(world.a.ref, body))
+    assert rows[0] == ["Series", *answer["series"][0]["labels"]]
+    assert [r[0] for r in rows[1:]] == ["$pageview", "purchase"]
+    assert_same([[number(x) for x in r[1:]] for r in rows[1:]], [s["values"] for s in answer["series"]])
+
+
+async def test_lifecycle_csv_is_a_row_per_status(client: TestClient, world: World) -> None:
+    body = {"event": "$pageview", "interval": "week", **RANGE_A}
+    answer, rows = await json_and_csv(client, world.a, "/api/lifecycle", body)
+    assert_same(answer, reference.lifecycle(world.a.ref, body))
+    statuses = ["new", "returning", "resurrecting", "dormant"]
+    assert rows[0] == ["Status", *answer["labels"]]
+    assert [r[0] for r in rows[1:]] == statuses
+    assert_same([[number(x) for x in r[1:]] for r in rows[1:]], [answer[s] for s in statuses])
+
+
 async def test_csv_errors_stay_json(client: TestClient, world: World) -> None:
     response = await client.post(
         "/api/trends", json={"events": []}, headers={**auth(world.a.key), "Accept": "text/csv"}

@@ -119,6 +119,22 @@ async def test_bad_insights_are_400_naming_the_field(
     assert status == 400 and answer["code"] == code and answer["detail"].startswith(field), answer
 
 
+@pytest.mark.parametrize(
+    ("kind", "query"),
+    [("stickiness", {"events": [{"event": "$pageview"}], "interval": "week", "date_from": "2026-11-01",
+      "date_to": "2026-11-30"}),
+     ("lifecycle", {"event": "$pageview", "interval": "day", "date_from": "2026-11-01", "date_to": "2026-11-07"})],
+)  # fmt: skip
+async def test_stickiness_and_lifecycle_insights_are_saved(
+    client: TestClient, project: Project, kind: str, query: dict[str, Any]
+) -> None:
+    status, saved = await call(
+        client, project, "POST", "/api/insights", {"name": kind, "kind": kind, "query": query}
+    )
+    assert status == 201 and (saved["kind"], saved["query"]) == (kind, query), saved
+    assert await call(client, project, "GET", f"/api/insights/{saved['id']}") == (200, saved)
+
+
 async def test_a_patch_is_checked_against_the_insights_kind(client: TestClient, project: Project) -> None:
     _, insight = await call(
         client, project, "POST", "/api/insights", {"name": "v", "kind": "trends", "query": TRENDS}

@@ -6,7 +6,7 @@ that touches files is refused by ClickHouse itself and answered 400; nothing cha
 
 Project endpoints (`Authorization: Bearer <project api key>`; the key decides the project):
 `GET /api/projects/me`, `POST /api/<insight>` for each of workers.query.insights (trends, funnels,
-retention, sessions, paths), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
+retention, sessions, paths, stickiness, lifecycle), `GET /api/events` (workers.query.events), `GET /api/persons/{distinct_id}` and
 `GET /api/persons` (workers.query.persons), `GET /api/definitions` (workers.query.definitions), saved
 insights and dashboards (workers.query.saved), cohorts (workers.query.cohorts), `GET /api/live`
 (workers.query.live), `POST /graphql` (workers.query.graphql_api), and the web app's

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from workers.projects import Project
-from workers.query import funnels, paths, retention, sessions, trends
+from workers.query import funnels, lifecycle, paths, retention, sessions, stickiness, trends
 from workers.query.cache import ResultCache
 from workers.query.cohorts import current_versions
 from workers.query.definitions import DEFINITIONS_KEY
@@ -37,6 +37,8 @@ INSIGHTS: dict[str, Insight] = {
     "retention": retention,
     "sessions": sessions,
     "paths": paths,
+    "stickiness": stickiness,
+    "lifecycle": lifecycle,
 }
 CACHE_KEY = web.AppKey("result_cache", ResultCache)
 

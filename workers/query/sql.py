@@ -220,6 +220,21 @@ def is_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
+def series_list(body: dict[str, Any], field: str, max_items: int) -> tuple[Series, ...]:
+    """`field`: a list of 1..max_items {event, filters?} (trends series, stickiness)."""
+    items = body.get(field)
+    if not isinstance(items, list) or not items:
+        raise BadRequest(f"{field}: required, a non-empty list of {{event, filters?}}")
+    if len(items) > max_items:
+        raise BadRequest(f"{field}: at most {max_items}")
+    series = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("event"), str) or not item["event"]:
+            raise BadRequest(f"{field}[{n}].event: required, a string")
+        series.append(Series(item["event"], filters(item.get("filters"), f"{field}[{n}]")))
+    return tuple(series)
+
+
 def breakdown(raw: object) -> Breakdown | None:
     if raw is None:
         return None

@@ -30,7 +30,7 @@ def breakdown_label(value: Any) -> str:
 
 def series_label(series: dict[str, Any]) -> str:
     """`event`, or `event · breakdown value` when the series is one value of a breakdown."""
-    if series["breakdown_value"] is None:
+    if series.get("breakdown_value") is None:  # stickiness series have none
         return str(series["event"])
     return f"{series['event']} · {breakdown_label(series['breakdown_value'])}"
 

@@ -39,16 +39,7 @@ class TrendsQuery:
 
 def parse(body: object) -> TrendsQuery:
     body = sql.json_object(body)
-    events = body.get("events")
-    if not isinstance(events, list) or not events:
-        raise sql.BadRequest("events: required, a non-empty list of {event, filters?}")
-    if len(events) > MAX_EVENTS:
-        raise sql.BadRequest(f"events: at most {MAX_EVENTS}")
-    series = []
-    for n, item in enumerate(events):
-        if not isinstance(item, dict) or not isinstance(item.get("event"), str) or not item["event"]:
-            raise sql.BadRequest(f"events[{n}].event: required, a string")
-        series.append(Series(item["event"], sql.filters(item.get("filters"), f"events[{n}]")))
+    series = sql.series_list(body, "events", MAX_EVENTS)
     measure = body.get("measure", "uniques")
     if measure not in MEASURES:
         raise sql.BadRequest(f"measure: {measure!r} is not one of {', '.join(MEASURES)}")
@@ -58,7 +49,7 @@ def parse(body: object) -> TrendsQuery:
     interval = sql.interval_field(body)
     date_from, date_to = sql.date_range(body, MAX_DAYS, interval)
     return TrendsQuery(
-        tuple(series), measure, interval, date_from, date_to, prop if isinstance(prop, str) else None,
+        series, measure, interval, date_from, date_to, prop if isinstance(prop, str) else None,
         sql.breakdown_or_cohorts(body.get("breakdown")),
     )  # fmt: skip
 
