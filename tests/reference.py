@@ -282,7 +282,15 @@ def funnels(ev: Events, body: Body, cohorts: Cohorts | None = None) -> Body:
     histogram = body.get("histogram")
     if histogram:
         answer["histogram"] = _histogram(histogram, list(chains.values()))
-    if body.get("breakdown"):
+    if body.get("breakdown", {}).get("type") == "cohort":
+        answer["breakdowns"] = []
+        for c in body["breakdown"]["cohorts"]:
+            of_cohort = [chain for person, chain in chains.items() if person in (cohorts or {})[c]]
+            entry = {"breakdown_value": c, "steps": _steps(steps, of_cohort)}
+            if histogram:
+                entry["histogram"] = _histogram(histogram, of_cohort)
+            answer["breakdowns"].append(entry)
+    elif body.get("breakdown"):
         b = body["breakdown"]
         if b.get("type", "event") == "event":
             props = rows["props"].tolist()

@@ -3,6 +3,8 @@ filters and breakdowns in insights, versions on refresh and on schedule, CRUD, C
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pandas as pd
@@ -12,8 +14,9 @@ from aiohttp.test_utils import TestClient
 from tests import reference
 from tests.analytics.support import RANGE_A, RANGE_B, Side, World, assert_same, auth, get, post
 from workers.metrics import COHORT_COMPUTATIONS
-from workers.query import cohorts
+from workers.query import cohorts, funnels
 from workers.query.http import CLICKHOUSE_KEY, POOL_KEY
+from workers.query.tables import cell
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.postgres]
 GOLD = {"type": "person", "property": "tier", "op": "eq", "value": "gold"}
@@ -163,6 +166,70 @@ async def test_funnels_sessions_and_events_filter_by_cohort(client: TestClient, 
     )
 
 
+@pytest.mark.parametrize("name", ["a", "b"])
+@pytest.mark.parametrize("order", ["ordered", "unordered"])
+async def test_funnels_break_down_by_overlapping_cohorts(
+    client: TestClient, world: World, name: str, order: str
+) -> None:
+    """One entry per cohort in request order, each over its members only; the overall steps unchanged."""
+    side, dates = (world.a, RANGE_A) if name == "a" else (world.b, RANGE_B)
+    gold = await create(client, side.key, {"name": "gold", "kind": "dynamic", **DYNAMIC["gold"]})
+    wide = await create(
+        client, side.key, {"name": "wide", "kind": "dynamic", **DYNAMIC["gold or score over 90"]}
+    )
+    members = {gold["id"]: dynamic_reference(side, gold), wide["id"]: dynamic_reference(side, wide)}
+    assert members[gold["id"]] & members[wide["id"]] and members[wide["id"]] - members[gold["id"]]
+    body = {"steps": [{"event": "$pageview"}, {"event": "signed_up"}, {"event": "purchase"}],
+            "window_seconds": 86400, "order": order, "histogram": {"from_step": 1, "to_step": 3, "bins": 4},
+            "breakdown": {"type": "cohort", "cohorts": [wide["id"], gold["id"]]}, **dates}  # fmt: skip
+    status, answer = await post(client, "/api/funnels", side.key, body)
+    assert status == 200, answer
+    assert_same(answer, reference.funnels(side.ref, body, members))
+    assert [b["breakdown_value"] for b in answer["breakdowns"]] == [wide["id"], gold["id"]]
+    wide_counts, gold_counts = ([s["count"] for s in b["steps"]] for b in answer["breakdowns"])
+    assert all(g > 0 for g in gold_counts) and wide_counts[0] > gold_counts[0]
+    plain = {k: v for k, v in body.items() if k != "breakdown"}
+    status, without = await post(client, "/api/funnels", side.key, plain)
+    assert status == 200 and (answer["steps"], answer["histogram"]) == (
+        without["steps"],
+        without["histogram"],
+    )
+    if name == "b":  # B's cohorts are unknown to A
+        status, refused = await post(client, "/api/funnels", world.a.key, {**body, **RANGE_A})
+        assert (status, refused["detail"]) == (
+            400,
+            f"breakdown.cohorts[0]: no cohort {wide['id']} in this project",
+        )
+
+
+async def test_funnels_with_cohort_steps_exclusions_and_breakdown(client: TestClient, world: World) -> None:
+    gold = await create(client, world.a.key, {"name": "gold", "kind": "dynamic", **DYNAMIC["gold"]})
+    buyers = await create(client, world.a.key, {"name": "buyers", "kind": "dynamic",
+                                                 **DYNAMIC["bought twice in 35 days"]})  # fmt: skip
+    members = {gold["id"]: dynamic_reference(world.a, gold), buyers["id"]: dynamic_reference(world.a, buyers)}
+    steps = [{"event": "$pageview", "filters": [{"type": "cohort", "value": buyers["id"]}]},
+             {"event": "signed_up"}, {"event": "purchase"}]  # fmt: skip
+    exclusion = {"event": "$autocapture", "from_step": 2, "to_step": 3,
+                 "filters": [{"type": "cohort", "value": gold["id"], "op": "not_in"}]}  # fmt: skip
+    for order in ("ordered", "strict", "unordered"):
+        body = {"steps": steps, "window_seconds": 86400, "order": order, "exclusions": [exclusion],
+                "breakdown": {"type": "cohort", "cohorts": [gold["id"]]}, **RANGE_A}  # fmt: skip
+        status, answer = await post(client, "/api/funnels", world.a.key, body)
+        assert status == 200, answer
+        assert_same(answer, reference.funnels(world.a.ref, body, members))
+        assert answer["steps"][2]["count"] > 0, answer
+    response = await client.post(
+        "/api/funnels", json=body, headers={**auth(world.a.key), "Accept": "text/csv"}
+    )
+    text = await response.text()
+    assert response.status == 200, text
+    table = list(csv.reader(io.StringIO(text, newline="")))
+    assert [row[0] for row in table[4:]] == [
+        f"{gold['id']} · {n}. {s['event']}" for n, s in enumerate(steps, 1)
+    ]
+    assert table[4][1:] == [cell(answer["breakdowns"][0]["steps"][0][c]) for c in funnels.FUNNEL_COLUMNS]
+
+
 async def test_a_refresh_writes_a_new_version_and_drops_the_old(client: TestClient, world: World) -> None:
     cohort = await create(client, world.a.key, {"name": "gold", "kind": "dynamic", **DYNAMIC["gold"]})
     status, refreshed = await post(
@@ -307,6 +374,8 @@ async def test_cohorts_in_insights_are_the_callers_only(client: TestClient, worl
                          **RANGE_B}, "breakdown.cohorts[0]"),
         ("/api/funnels", {"steps": [{"event": "$pageview"}, {"event": "purchase", "filters": [in_a]}],
                           "window_seconds": 60, **RANGE_B}, "steps[1].filters[0].value"),
+        ("/api/funnels", {"steps": [{"event": "$pageview"}, {"event": "purchase"}], "window_seconds": 60,
+                          "breakdown": {"type": "cohort", "cohorts": [cohort["id"]]}, **RANGE_B}, "breakdown.cohorts[0]"),
         ("/api/sessions", {"filters": [in_a], **RANGE_B}, "sessions.filters[0].value"),
     ]  # fmt: skip
     for url, body, field in requests:

@@ -53,12 +53,15 @@ def test_the_cohorts_of_a_query_get_their_versions() -> None:
     bound = with_cohort_versions(q, {3: 30, 7: 70})
     assert bound.series[1].filters[1].version == 70 and bound.series[1].filters[0] == q.series[1].filters[0]
     assert bound.breakdown == CohortBreakdown((3, 7), (30, 70))
-    steps = funnels.parse({"steps": [{"event": "a", "filters": [{"type": "cohort", "value": 5}]}, {"event": "b"}],
-                           "window_seconds": 60, **RANGE})  # fmt: skip
-    assert cohort_references(steps) == [("steps[0].filters[0].value", 5)]
-    with pytest.raises(BadRequest, match=r"^breakdown\.type: "):
-        funnels.parse({"steps": [{"event": "a"}, {"event": "b"}], "window_seconds": 60,
-                       "breakdown": {"type": "cohort", "cohorts": [1]}, **RANGE})  # fmt: skip
+    funnel = funnels.parse({"steps": [{"event": "a", "filters": [{"type": "cohort", "value": 5}]}, {"event": "b"}],
+                            "exclusions": [{"event": "c", "from_step": 1, "to_step": 2,
+                                            "filters": [{"type": "cohort", "value": 6, "op": "not_in"}]}],
+                            "breakdown": {"type": "cohort", "cohorts": [7, 5]}, "window_seconds": 60, **RANGE})  # fmt: skip
+    assert cohort_references(funnel) == [("steps[0].filters[0].value", 5), ("breakdown.cohorts[0]", 7),
+                                         ("breakdown.cohorts[1]", 5), ("exclusions[0].filters[0].value", 6)]  # fmt: skip
+    bound = with_cohort_versions(funnel, {5: 50, 6: 60, 7: 70})
+    assert bound.steps[0].filters[0].version == 50 and bound.exclusions[0].series.filters[0].version == 60
+    assert bound.breakdown == CohortBreakdown((7, 5), (70, 50))
 
 
 def test_the_cache_key_holds_the_cohort_versions() -> None:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from workers.projects import Project
 from workers.query import sql
-from workers.query.sql import Breakdown, Filter, Name, Rows, Run, Series
+from workers.query.sql import Breakdown, CohortBreakdown, Filter, Name, Rows, Run, Series
 from workers.query.tables import Table, cell
 
 MAX_DAYS = 366 * 2
@@ -49,7 +49,7 @@ class FunnelQuery:
     window_seconds: int
     date_from: date
     date_to: date
-    breakdown: Breakdown | None = None
+    breakdown: Breakdown | CohortBreakdown | None = None
     order: str = "ordered"
     exclusions: tuple[Exclusion, ...] = ()
     histogram: Histogram | None = None
@@ -71,7 +71,7 @@ def parse(body: object) -> FunnelQuery:
     if order not in ORDERS:
         raise sql.BadRequest(f"order: {order!r} is not one of {', '.join(ORDERS)}")
     return FunnelQuery(
-        parsed, window, date_from, date_to, sql.breakdown(body.get("breakdown")), order,
+        parsed, window, date_from, date_to, sql.breakdown_or_cohorts(body.get("breakdown")), order,
         _exclusions(body.get("exclusions"), parsed), _histogram(body.get("histogram"), len(parsed)),
     )  # fmt: skip
 
@@ -127,7 +127,7 @@ def _histogram(raw: object, steps: int) -> Histogram | None:
 def names(q: FunnelQuery) -> list[Name]:
     names = sql.series_names(q.steps, "steps")
     names += sql.series_names(tuple(x.series for x in q.exclusions), "exclusions")
-    if q.breakdown is not None:
+    if isinstance(q.breakdown, Breakdown):
         names.append((f"{q.breakdown.type}_property", "breakdown.property", q.breakdown.property))
     return names
 
@@ -166,7 +166,7 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
     for i, event in enumerate(event_names):
         params[f"event_{i}"] = event
         breakdown = "''"
-        if q.breakdown is not None and q.breakdown.type == "event":
+        if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "event":
             if any(q.steps[n].event == event for n in starts):
                 breakdown = sql.breakdown_sql(q.breakdown)
         fragments = {
@@ -195,12 +195,14 @@ def _person_masks(column: str, filters: list[tuple[Filter, ...]], prefix: str, p
     return f"bitAnd({column}, {_masks(passing)})"
 
 
-def _breakdown_value(q: FunnelQuery, is_start: str) -> str:
+def _breakdown_value(q: FunnelQuery, is_start: str, params: dict[str, Any]) -> str:
     """A person's breakdown value (aggregated over their rows): an event property's value on their first
-    start, or their current person property. The seam for a cohort breakdown: there a person has a value per
-    cohort they belong to (its membership fragment), ARRAY JOINed before the grouping sets."""
+    start, or their current person property. With cohorts, the array of 0 (everyone: the overall steps)
+    and the cohorts they are a member of, ARRAY JOINed before the grouping sets (breakdown_join)."""
     if q.breakdown is None:
         return "''"
+    if isinstance(q.breakdown, CohortBreakdown):
+        return f"any(arrayPushFront({sql.cohort_memberships_sql(q.breakdown, params)}, toUInt64(0)))"
     if q.breakdown.type == "event":
         return f"argMinIf(row_breakdown, timestamp, {is_start})"
     return f"any({sql.breakdown_sql(q.breakdown)})"
@@ -289,10 +291,13 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "end_second": int(end.timestamp()), "last": end + timedelta(seconds=q.window_seconds + 1),
         "bins": q.histogram.bins if q.histogram else 1,
     }  # fmt: skip
-    breakdown_steps = ""
+    breakdown_steps, breakdown_join = "", ""
     if q.breakdown is not None:
-        params["breakdown"] = q.breakdown.property
         breakdown_steps = "(breakdown_value, step),"
+    if isinstance(q.breakdown, CohortBreakdown):
+        breakdown_join = "ARRAY JOIN breakdown_value"
+    elif q.breakdown is not None:
+        params["breakdown"] = q.breakdown.property
     n = len(q.steps)
     # next_k[x]: the first index >= x of an event matching step k + 1 (0: none)
     nexts = ",\n".join(
@@ -325,8 +330,8 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "chains": ",\n".join(_chains(q)), "excluded": _excluded(q),
         "levels": " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))]),
         "pairs": ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))]),
-        "histogram": histogram, "evs": evs, "breakdown_value": _breakdown_value(q, is_start),
-        "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
+        "histogram": histogram, "evs": evs, "breakdown_value": _breakdown_value(q, is_start, params),
+        "breakdown_join": breakdown_join, "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
         "step_masks": step_masks, "exclusion_masks": exclusion_masks,
         "person_properties": sql.fragment("persons_join.sql") if uses_persons else "",
         "person_column": ", person_properties" if uses_persons else "",
@@ -339,18 +344,27 @@ COUNTS, STEP_TIMES_PER_VALUE, STEP_TIMES = 1, 4, 6  # grouping(level, breakdown_
 
 
 def result(q: FunnelQuery, rows: Rows) -> dict[str, Any]:
-    """Overall steps, and with a breakdown the steps of the `limit` values with the most step-1 persons."""
+    """Overall steps, and with a breakdown the steps of each cohort (request order) or of the `limit`
+    property values with the most step-1 persons."""
     counts = [r for r in rows if r["grouped"] == COUNTS]
-    answer: dict[str, Any] = {"steps": steps_result(q, counts, _times(rows, STEP_TIMES, None))}
-    if q.histogram is not None:
-        answer["histogram"] = histogram_result(q.histogram, _times(rows, STEP_TIMES, None).get(0))
-    if q.breakdown is not None:
+    overall, overall_times = counts, _times(rows, STEP_TIMES, None)
+    values: list[Any] = []
+    if isinstance(q.breakdown, CohortBreakdown):
+        # each person's rows are repeated per cohort; their value-0 rows are everyone once
+        overall = [r for r in counts if r["breakdown_value"] == 0]
+        overall_times = _times(rows, STEP_TIMES_PER_VALUE, 0)
+        values = list(q.breakdown.cohorts)
+    elif q.breakdown is not None:
         first: dict[str, int] = {}
         for r in counts:
             first[r["breakdown_value"]] = first.get(r["breakdown_value"], 0) + int(r["persons"])
-        top = sorted(first, key=lambda v: (-first[v], v))[: q.breakdown.limit]
+        values = sorted(first, key=lambda v: (-first[v], v))[: q.breakdown.limit]
+    answer: dict[str, Any] = {"steps": steps_result(q, overall, overall_times)}
+    if q.histogram is not None:
+        answer["histogram"] = histogram_result(q.histogram, overall_times.get(0))
+    if q.breakdown is not None:
         answer["breakdowns"] = []
-        for v in top:
+        for v in values:
             times = _times(rows, STEP_TIMES_PER_VALUE, v)
             of_value = [r for r in counts if r["breakdown_value"] == v]
             entry: dict[str, Any] = {"breakdown_value": v, "steps": steps_result(q, of_value, times)}
@@ -360,7 +374,7 @@ def result(q: FunnelQuery, rows: Rows) -> dict[str, Any]:
     return answer
 
 
-def _times(rows: Rows, grouped: int, value: str | None) -> dict[int, dict[str, Any]]:
+def _times(rows: Rows, grouped: int, value: object) -> dict[int, dict[str, Any]]:
     """The step-time rows of a grouping set (of one breakdown value) by step (0: the histogram's)."""
     return {
         int(r["step"]): r

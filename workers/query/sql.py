@@ -393,12 +393,18 @@ def cohort_member_sql(key: str, cohort: int, version: int, params: dict[str, Any
 def cohort_breakdown_sql(breakdown: CohortBreakdown, params: dict[str, Any]) -> str:
     """The cohorts (ids) a row's person after merges is a member of, one row each (arrayJoin: a person in
     several cohorts counts in each; in none, the row is left out). For a statement over events rows."""
+    return f"arrayJoin({cohort_memberships_sql(breakdown, params)})"
+
+
+def cohort_memberships_sql(breakdown: CohortBreakdown, params: dict[str, Any]) -> str:
+    """The array of the breakdown's cohorts (ids, request order) a row's person after merges is a member
+    of. For a statement over events rows."""
     members = [
         f"if({cohort_member_sql(f'cohort_breakdown_{n}', c, v, params)}, {{cohort_breakdown_{n}_cohort:UInt64}},"
         " toUInt64(0))"
         for n, (c, v) in enumerate(zip(breakdown.cohorts, breakdown.versions, strict=True))
     ]
-    return f"arrayJoin(arrayFilter(c -> c != 0, [{', '.join(members)}]))"
+    return f"arrayFilter(c -> c != 0, [{', '.join(members)}])"
 
 
 def _as_text(value: Any) -> str:

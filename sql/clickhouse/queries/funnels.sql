@@ -12,7 +12,8 @@
 -- (persons_join.sql when a person filter or breakdown needs it), step_masks and exclusion_masks (the
 -- event-side masks with the bits whose person-side filters fail cleared), the events' array `evs`,
 -- has_start, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`, `excluded`,
--- levels and pairs (with the histogram's (0, seconds) pair); values are {parameters}. Each
+-- levels and pairs (with the histogram's (0, seconds) pair), and breakdown_join (a cohort breakdown: each
+-- person's array of values, 0 and their cohorts, one row each); values are {parameters}. Each
 -- layer reads the one below as columns, which keeps the query tree small with 20 steps. One statement
 -- gives the counts per (level, breakdown value), the median seconds from the previous step overall and
 -- per breakdown value (grouping sets), and the histogram (step 0) with its bins.
@@ -82,6 +83,7 @@ FROM
             )
             WHERE level > 0
         )
+        /*breakdown_join*/
         ARRAY JOIN pairs AS pair
     )
     GROUP BY GROUPING SETS ((level, breakdown_value), /*breakdown_steps*/ (step))
