@@ -1,4 +1,5 @@
-"""GraphQL (`POST /graphql`) answers exactly as REST: every insight, events, persons, a person, definitions;
+"""GraphQL (`POST /graphql`) answers exactly as REST: every insight, events, persons, a person, definitions,
+cohorts (the list, one, its members);
 a refused field is the REST error's detail and code; no key, no answer."""
 
 from __future__ import annotations
@@ -221,3 +222,82 @@ async def test_definitions_answer_as_rest(client: TestClient, third: Side, world
     )
     assert_same(snake(answer["data"]["definitions"]), rest)
     assert "invited_friend" not in answer["data"]["definitions"]["events"]  # project B's own event
+
+
+COHORT = "id name kind count version computedAt createdAt updatedAt match filters distinctIdsCount unmatched"
+MEMBER = "id distinctIds properties"
+
+
+async def create_cohort(client: TestClient, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/api/cohorts", json=body, headers=auth(key))
+    answer: dict[str, Any] = await response.json()
+    assert response.status == 201, answer
+    return answer
+
+
+def as_rest(cohort: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL cohort as REST writes it: without the other kind's fields (null in GraphQL)."""
+    kind_fields = ("distinct_ids_count", "unmatched") if cohort["kind"] == "dynamic" else ("match", "filters")
+    assert all(cohort[k] is None for k in kind_fields), cohort
+    return {k: v for k, v in cohort.items() if k not in kind_fields}
+
+
+async def test_cohorts_answer_as_rest(client: TestClient, world: World) -> None:
+    key = world.b.key
+    static = await create_cohort(
+        client, key, {"name": "few", "kind": "static", "distinct_ids": ["user-1", "user-2", "nobody"]}
+    )
+    gold = {"type": "person", "property": "tier", "op": "eq", "value": "gold"}
+    dynamic = await create_cohort(client, key, {"name": "gold", "kind": "dynamic", "filters": [gold]})
+    document = (
+        f"query($s: Int!, $d: Int!) {{ cohorts {{ {COHORT} }} static: cohort(id: $s) {{ {COHORT} }}"
+        f" dynamic: cohort(id: $d) {{ {COHORT} }} }}"
+    )
+    answer = await graphql(client, key, document, {"s": static["id"], "d": dynamic["id"]})
+    assert "errors" not in answer, answer
+    status, rest = await get(client, "/api/cohorts", key, {})
+    assert status == 200 and {static["id"], dynamic["id"]} <= {c["id"] for c in rest["cohorts"]}
+    assert_same([as_rest(c) for c in snake(answer["data"]["cohorts"])], rest["cohorts"])
+    assert_same(as_rest(snake(answer["data"]["static"])), static)
+    assert_same(as_rest(snake(answer["data"]["dynamic"])), dynamic)
+
+    members, cursor = [], None
+    while True:
+        page = await graphql(
+            client, key, f"query($id: Int!, $c: String) {{ cohortPersons(id: $id, limit: 9, cursor: $c)"
+            f" {{ persons {{ {MEMBER} }} nextCursor }} }}", {"id": dynamic["id"], "c": cursor},
+        )  # fmt: skip
+        assert "errors" not in page, page
+        members += snake(page["data"]["cohortPersons"]["persons"])
+        cursor = page["data"]["cohortPersons"]["nextCursor"]
+        if cursor is None:
+            break
+    status, listed = await get(client, f"/api/cohorts/{dynamic['id']}/persons", key, {"limit": "1000"})
+    assert status == 200 and listed["next_cursor"] is None and len(listed["persons"]) == dynamic["count"] > 9
+    assert_same(members, listed["persons"])
+
+
+async def test_another_projects_cohort_is_null_or_the_rest_error(client: TestClient, world: World) -> None:
+    b_cohort = await create_cohort(
+        client, world.b.key, {"name": "b's", "kind": "static", "distinct_ids": ["user-1"]}
+    )
+    document = (
+        "query($id: Int!) { cohort(id: $id) { id } cohortPersons(id: $id, limit: 1) { nextCursor }"
+        " cohorts { id } }"
+    )
+    answer = await graphql(client, world.a.key, document, {"id": b_cohort["id"]})
+    status, rest = await get(client, f"/api/cohorts/{b_cohort['id']}/persons", world.a.key, {"limit": "1"})
+    assert status == 404 and rest["code"] == "cohort_not_found"
+    assert answer["data"]["cohort"] is None and answer["data"]["cohortPersons"] is None
+    assert b_cohort["id"] not in [c["id"] for c in answer["data"]["cohorts"]]
+    [error] = answer["errors"]
+    assert (error["message"], error["extensions"], error["path"]) == (
+        rest["detail"], {"code": "cohort_not_found"}, ["cohortPersons"]
+    )  # fmt: skip
+    own = await graphql(client, world.b.key, document, {"id": b_cohort["id"]})
+    assert "errors" not in own and own["data"]["cohort"] == {"id": b_cohort["id"]}, own
+    limit = await graphql(
+        client, world.b.key, f"{{ cohortPersons(id: {b_cohort['id']}, limit: 0) {{ nextCursor }} }}"
+    )
+    assert limit["errors"][0]["message"] == "limit: an integer from 1 to 1000"
+    assert limit["errors"][0]["extensions"] == {"code": "invalid_request"}

@@ -249,16 +249,32 @@ def _cohort(row: asyncpg.Record) -> dict[str, Any]:
             "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat()}  # fmt: skip
 
 
+class CohortNotFound(LookupError):
+    """No cohort of the project has the id (REST: 404 cohort_not_found); the message is the detail."""
+
+    def __init__(self, raw_id: str) -> None:
+        super().__init__(f"no cohort {raw_id[:40]!r} in this project")
+
+
 def _id(request: web.Request) -> int | None:
-    raw = request.match_info["id"]
+    return _parsed_id(request.match_info["id"])
+
+
+def _parsed_id(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and sql.is_id(int(raw)) else None
 
 
 def _not_found(request: web.Request) -> web.Response:
-    return error(404, "cohort_not_found", f"no cohort {request.match_info['id'][:40]!r} in this project")
+    return error(404, "cohort_not_found", str(CohortNotFound(request.match_info["id"])))
 
 
-async def _one(pool: asyncpg.Pool, project: Project, cohort_id: int) -> dict[str, Any] | None:
+async def cohorts_answer(pool: asyncpg.Pool, project: Project) -> dict[str, Any]:
+    """The project's cohorts, by id (GET /api/cohorts)."""
+    return {"cohorts": [_cohort(r) for r in await pool.fetch(_postgres("list.sql"), project.id, None)]}
+
+
+async def cohort_answer(pool: asyncpg.Pool, project: Project, cohort_id: int) -> dict[str, Any] | None:
+    """The project's cohort (GET /api/cohorts/{id}); None when the project has none of that id."""
     rows = await pool.fetch(_postgres("list.sql"), project.id, cohort_id)
     return _cohort(rows[0]) if rows else None
 
@@ -282,13 +298,12 @@ async def _answer(
         await compute(pool, request.app[CLICKHOUSE_KEY], cohort_id)
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
-    cohort = await _one(pool, project, cohort_id)
+    cohort = await cohort_answer(pool, project, cohort_id)
     return json_response(cohort, status=status) if cohort else _not_found(request)
 
 
 async def cohorts_list(request: web.Request, project: Project) -> web.StreamResponse:
-    rows = await request.app[POOL_KEY].fetch(_postgres("list.sql"), project.id, None)
-    return json_response({"cohorts": [_cohort(r) for r in rows]})
+    return json_response(await cohorts_answer(request.app[POOL_KEY], project))
 
 
 async def cohort_create(request: web.Request, project: Project) -> web.StreamResponse:
@@ -323,13 +338,13 @@ async def cohort_create(request: web.Request, project: Project) -> web.StreamRes
 
 async def cohort_get(request: web.Request, project: Project) -> web.StreamResponse:
     cohort_id = _id(request)
-    cohort = None if cohort_id is None else await _one(request.app[POOL_KEY], project, cohort_id)
+    cohort = None if cohort_id is None else await cohort_answer(request.app[POOL_KEY], project, cohort_id)
     return json_response(cohort) if cohort else _not_found(request)
 
 
 async def cohort_patch(request: web.Request, project: Project) -> web.StreamResponse:
     cohort_id, pool = _id(request), request.app[POOL_KEY]
-    found = None if cohort_id is None else await _one(pool, project, cohort_id)
+    found = None if cohort_id is None else await cohort_answer(pool, project, cohort_id)
     if cohort_id is None or found is None:
         return _not_found(request)
     body = await _body(request)
@@ -375,37 +390,46 @@ async def cohort_delete(request: web.Request, project: Project) -> web.StreamRes
 
 async def cohort_refresh(request: web.Request, project: Project) -> web.StreamResponse:
     cohort_id = _id(request)
-    if cohort_id is None or await _one(request.app[POOL_KEY], project, cohort_id) is None:
+    if cohort_id is None or await cohort_answer(request.app[POOL_KEY], project, cohort_id) is None:
         return _not_found(request)
     return await _answer(request, project, cohort_id)
 
 
 async def cohort_persons(request: web.Request, project: Project) -> web.StreamResponse:
-    """A page of the current version's members by person id, with their properties and distinct ids from
-    ClickHouse."""
-    cohort_id = _id(request)
-    cohort = None if cohort_id is None else await _one(request.app[POOL_KEY], project, cohort_id)
-    if cohort is None:
-        return _not_found(request)
-    raw_limit = request.query.get("limit", str(PERSONS_LIMIT))
-    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PERSONS_MAX_LIMIT:
-        raise BadRequest(f"limit: an integer from 1 to {PERSONS_MAX_LIMIT}")
-    limit, after = int(raw_limit), request.query.get("cursor", "")
-    params = {"project_id": project.id, "cohort_id": cohort_id, "version": cohort["version"], "after": after,
-              "limit": limit + 1}  # fmt: skip
-    run = runner(request.app, "cohorts")
     try:
-        ids = [r["id"] for r in await run(sql.fragment("cohort_members.sql"), params)]
-        details = await run(sql.fragment("cohort_member_details.sql"), {**params, "ids": ids[:limit]})
+        page = await cohort_persons_page(request.app, project, request.match_info["id"], request.query)
+    except CohortNotFound:
+        return _not_found(request)
     except (ClickHouseError, ClickHouseUnavailable) as exc:
         return refused(exc)
+    return json_response(page)
+
+
+async def cohort_persons_page(
+    app: web.Application, project: Project, raw_id: str, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """A page of the current version's members by person id (`query`: limit, cursor), with their
+    properties and distinct ids from ClickHouse; CohortNotFound when `raw_id` is none of the project's."""
+    cohort_id = _parsed_id(raw_id)
+    cohort = None if cohort_id is None else await cohort_answer(app[POOL_KEY], project, cohort_id)
+    if cohort is None:
+        raise CohortNotFound(raw_id)
+    raw_limit = query.get("limit", str(PERSONS_LIMIT))
+    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PERSONS_MAX_LIMIT:
+        raise BadRequest(f"limit: an integer from 1 to {PERSONS_MAX_LIMIT}")
+    limit, after = int(raw_limit), query.get("cursor", "")
+    params = {"project_id": project.id, "cohort_id": cohort_id, "version": cohort["version"], "after": after,
+              "limit": limit + 1}  # fmt: skip
+    run = runner(app, "cohorts")
+    ids = [r["id"] for r in await run(sql.fragment("cohort_members.sql"), params)]
+    details = await run(sql.fragment("cohort_member_details.sql"), {**params, "ids": ids[:limit]})
     properties = {r["member"]: orjson.loads(r["properties"]) for r in details if r["properties"]}
     distinct_ids = {r["member"]: sorted(r["distinct_ids"]) for r in details if r["distinct_ids"]}
     persons = [
         {"id": p, "distinct_ids": distinct_ids.get(p, []), "properties": properties.get(p, {})}
         for p in ids[:limit]
     ]
-    return json_response({"persons": persons, "next_cursor": ids[limit - 1] if len(ids) > limit else None})
+    return {"persons": persons, "next_cursor": ids[limit - 1] if len(ids) > limit else None}
 
 
 def add_routes(app: web.Application) -> None:

@@ -7,8 +7,9 @@ source of truth for its shape is `parse` (fields that depend on each other, rang
 insights' dataclasses hold the parsed form (dates, filters as objects), not the wire form, so input types
 generated from them would describe something else, and input types written by hand would be a second
 definition to keep in step. An insight added to the registry is a GraphQL field at once. The listings
-(`events`, `persons`, `person`, `definitions`) have real output types, mirroring their REST answers
-field for field (camelCase); their arguments go through the same parsing as the REST query string.
+(`events`, `persons`, `person`, `definitions`, `cohorts`, `cohort`, `cohortPersons`) have real output
+types, mirroring their REST answers field for field (camelCase); their arguments go through the same
+parsing as the REST query string.
 
 Auth is the REST API's: the project's key as `Authorization: Bearer`, else the REST 401 JSON error (no
 GraphQL document is run). A request takes one of the key's QUERY_KEY_CONCURRENCY slots for its whole run
@@ -35,12 +36,13 @@ from strawberry.scalars import JSON
 
 from workers.clickhouse import ClickHouseError, ClickHouseUnavailable
 from workers.projects import Project
+from workers.query.cohorts import CohortNotFound, cohort_answer, cohort_persons_page, cohorts_answer
 from workers.query.definitions import UnknownName, definitions_answer
 from workers.query.events import cohort_versions, events_page
 from workers.query.http import POOL_KEY, caller, error, refusal, runner
 from workers.query.insights import INSIGHTS, cached_answer
 from workers.query.persons import person_answer, persons_page
-from workers.query.sql import BadRequest
+from workers.query.sql import BadRequest, is_id
 
 T = TypeVar("T")
 PROJECT_KEY = web.RequestKey("project", Project)
@@ -90,6 +92,38 @@ class PersonProfile:
 
 
 @strawberry.type
+class Cohort:
+    """GET /api/cohorts/{id}; `match` and `filters` are a dynamic cohort's, `distinctIdsCount` and
+    `unmatched` a static one's (null for the other kind)."""
+
+    id: int
+    name: str
+    kind: str
+    count: int
+    version: int
+    computed_at: str | None
+    created_at: str
+    updated_at: str
+    match: str | None = None
+    filters: JSON | None = None
+    distinct_ids_count: int | None = None
+    unmatched: int | None = None
+
+
+@strawberry.type
+class CohortPerson:
+    id: str
+    distinct_ids: list[str]
+    properties: JSON
+
+
+@strawberry.type
+class CohortPersonsPage:
+    persons: list[CohortPerson]
+    next_cursor: str | None
+
+
+@strawberry.type
 class PropertyDefinition:
     name: str
     type: str | None
@@ -122,6 +156,8 @@ async def _answer(info: strawberry.Info, work: Callable[[web.Application, Projec
             raise _error(str(exc), "invalid_request") from None
         except UnknownName as exc:
             raise _error(str(exc), exc.code) from None
+        except CohortNotFound as exc:
+            raise _error(str(exc), "cohort_not_found") from None
         except (ClickHouseError, ClickHouseUnavailable) as exc:
             _, answer = refusal(exc)
             raise _error(answer["detail"], answer["code"]) from None
@@ -204,9 +240,41 @@ async def definitions(info: strawberry.Info) -> Definitions | None:
     return await _answer(info, work)
 
 
+async def cohorts(info: strawberry.Info) -> list[Cohort] | None:
+    """GET /api/cohorts: the project's cohorts, by id."""
+
+    async def work(app: web.Application, project: Project) -> list[Cohort]:
+        return [Cohort(**c) for c in (await cohorts_answer(app[POOL_KEY], project))["cohorts"]]
+
+    return await _answer(info, work)
+
+
+async def cohort(info: strawberry.Info, id: int) -> Cohort | None:
+    """GET /api/cohorts/{id}: the cohort; null when the project has none of that id."""
+
+    async def work(app: web.Application, project: Project) -> Cohort | None:
+        found = await cohort_answer(app[POOL_KEY], project, id) if is_id(id) else None
+        return None if found is None else Cohort(**found)
+
+    return await _answer(info, work)
+
+
+async def cohort_persons(
+    info: strawberry.Info, id: int, limit: int | None = None, cursor: str | None = None
+) -> CohortPersonsPage | None:
+    """GET /api/cohorts/{id}/persons: a page of the cohort's members by person id."""
+
+    async def work(app: web.Application, project: Project) -> CohortPersonsPage:
+        page = await cohort_persons_page(app, project, str(id), _query(limit=limit, cursor=cursor))
+        members = [CohortPerson(**p) for p in page["persons"]]
+        return CohortPersonsPage(persons=members, next_cursor=page["next_cursor"])
+
+    return await _answer(info, work)
+
+
 def schema() -> strawberry.Schema:
     fields = {name: _insight_field(name) for name in INSIGHTS}
-    for resolver in (events, persons, person, definitions):
+    for resolver in (events, persons, person, definitions, cohorts, cohort, cohort_persons):
         fields[resolver.__name__] = strawberry.field(resolver=resolver, description=resolver.__doc__)
     query = strawberry.type(type("Query", (), {"__module__": __name__, **fields}))
     return strawberry.Schema(query=query)
