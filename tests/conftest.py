@@ -25,7 +25,8 @@ pytest_plugins = ["pytester"]
 COMPONENT_FIXTURES = {
     "tansu": "kafka",
     "kafka_settings": "kafka",
-    "broker": "kafka",  # a module's own Tansu (e2e, persons concurrency, faults)
+    "broker": "kafka",  # a test's own Tansu (faults, restarts)
+    "module_broker": "kafka",  # a module's own Tansu (whole-stack and persons concurrency modules)
     "pg_dsn": "postgres",
     "dsn": "postgres",  # a module's own database (persons concurrency)
     "postgres_cluster": "postgres",
@@ -114,6 +115,15 @@ def tansu() -> Iterator[Tansu]:
 @pytest.fixture
 def broker() -> Iterator[Tansu]:
     """A broker of the test's own (faults and restarts leave topics and groups odd)."""
+    tansu = Tansu().start()
+    yield tansu
+    tansu.stop()
+
+
+@pytest.fixture(scope="module")
+def module_broker() -> Iterator[Tansu]:
+    """A broker of the module's own, shared by its tests (other tests leave events in the session
+    broker's topics)."""
     tansu = Tansu().start()
     yield tansu
     tansu.stop()

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,27 +82,22 @@ async def wait_for(stack: Stack, query: str, expected: int, timeout: float = 180
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture(scope="module")
-async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, str]]:
+async def stack(
+    module_broker: Tansu, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, str]]:
     """The running stack, seeded; the environment the browser tests get."""
     if not (WEB / "dist" / "index.html").is_file() or not (WEB / "node_modules").is_dir():
         pytest.fail("web/dist is not built: run scripts/web.sh (make setup does)", pytrace=False)
     tmp = tmp_path_factory.mktemp("browser")
     dsn = await create_database()
-    running = Stack(tmp, broker.bootstrap, dsn, ["capture", "persons", "writer"])
+    running = Stack(tmp, module_broker.bootstrap, dsn, ["capture", "persons", "writer"])
     job = None
     try:
         running.up()
         admin = [sys.executable, "-m", "workers", "admin", "create-project", "--name", "empty"]
         await asyncio.to_thread(subprocess.run, [*admin, "--token", "browser-empty-token", "--api-key", EMPTY_API_KEY],
                                 env=running.env, check=True, capture_output=True)  # fmt: skip
-        job = start_job(job_env(broker, tmp / "checkpoints"), tmp / "flink.log")
+        job = start_job(job_env(module_broker, tmp / "checkpoints"), tmp / "flink.log")
         now = datetime.now(UTC)
         end = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
         events = seed_events(end, random.Random(11))

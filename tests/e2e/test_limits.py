@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -28,19 +28,14 @@ HOT_KEY_BURST = 40  # CAPTURE_OVERFLOW_BURST of this stack (and a rate that adds
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture(scope="module")
-async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(module_broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     directory = tmp_path_factory.mktemp("limits")
     dsn = await create_database()
     settings = {"capture_overflow_events_per_second": 0.001, "capture_overflow_burst": HOT_KEY_BURST}
     try:
-        with Stack(directory, broker.bootstrap, dsn, ("capture", "persons", "writer"), **settings) as running:
+        with Stack(
+            directory, module_broker.bootstrap, dsn, ("capture", "persons", "writer"), **settings
+        ) as running:
             yield running
     finally:
         await drop_database(dsn)

@@ -9,7 +9,7 @@ of starting Flink.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -29,19 +29,14 @@ WORKERS = ("capture", "persons", "writer", "dlq")
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture(scope="module")
-async def pages(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, str]]:
+async def pages(
+    module_broker: Tansu, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, str]]:
     """worker -> its /metrics page, from the running workers."""
     directory: Path = tmp_path_factory.mktemp("operator-metrics")
     dsn = await create_database()
     try:
-        with Stack(directory, broker.bootstrap, dsn, WORKERS) as stack:
+        with Stack(directory, module_broker.bootstrap, dsn, WORKERS) as stack:
             pages: dict[str, str] = {}
             async with aiohttp.ClientSession() as http:
                 for name in WORKERS:

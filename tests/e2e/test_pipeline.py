@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,20 +47,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[Tansu]:
-    # a broker of its own: other tests leave events in the session broker's topics
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture(scope="module")
-async def stack(broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(module_broker: Tansu, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e")
     dsn = await create_database()
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": module_broker.bootstrap,
         "KAFKA_TOPIC_PARTITIONS": "4",
         "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
         "POSTGRES_DSN": dsn,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,13 +136,6 @@ def generate(project_id: int, token: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[Tansu]:
-    tansu = Tansu().start()
-    yield tansu
-    tansu.stop()
-
-
-@pytest.fixture(scope="module")
 async def dsn() -> AsyncIterator[str]:
     dsn = await create_database()
     await migrate_postgres(dsn)
@@ -166,9 +159,9 @@ async def count_outputs(settings: Settings, expected: int, timeout: float) -> in
 
 
 async def test_two_workers_over_four_partitions_agree_with_the_model(
-    broker: Tansu, dsn: str, tmp_path: Path
+    module_broker: Tansu, dsn: str, tmp_path: Path
 ) -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": "4",
+    env = {"KAFKA_BOOTSTRAP_SERVERS": module_broker.bootstrap, "KAFKA_TOPIC_PARTITIONS": "4",
            "KAFKA_SESSION_TIMEOUT_SECONDS": "3", "POSTGRES_DSN": dsn, "PERSONS_BATCH_MAX_MESSAGES": "500",
            "PERSONS_BATCH_MAX_SECONDS": "0.05", "WRITER_BATCH_MAX_SECONDS": "0.2"}  # fmt: skip
     settings = Settings.from_env(env)
