@@ -261,6 +261,9 @@ class _Rebalance(ConsumerRebalanceListener):
         log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))  # type: ignore[attr-defined]
 
 
+TOPIC_CHECK_TIMEOUT_SECONDS = 5.0
+
+
 class KafkaConsumer:
     """What the consume loop needs from a consumer; the tests give it a fake with the same calls.
 
@@ -281,9 +284,12 @@ class KafkaConsumer:
     async def _check_topics(self) -> None:
         self._checked = time.monotonic()
         try:
-            existing = await self._consumer.topics()
-        except KafkaError:
-            return  # the broker is down: nothing to learn; the next check asks again
+            # bounded: a broker that accepted the connection while stopping or starting may never answer,
+            # and the client's own request timeout (40 s) would hold the loop past a drain
+            async with asyncio.timeout(TOPIC_CHECK_TIMEOUT_SECONDS):
+                existing = await self._consumer.topics()
+        except (KafkaError, TimeoutError):
+            return  # the broker is down or not answering: nothing to learn; the next check asks again
         missing = self._topics - existing
         if missing:
             raise TopicsMissing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 import sys
@@ -70,7 +71,7 @@ async def _run(worker: Worker, settings: Settings) -> int:
             try:
                 await asyncio.wait_for(asyncio.shield(task), settings.drain_timeout_seconds)
             except TimeoutError:
-                log.error("drain_timeout", worker=name)
+                log.error("drain_timeout", worker=name, stuck_at=_where(task))
                 task.cancel()
                 code = 1
         if task.done() and not task.cancelled() and task.exception() is not None:
@@ -81,6 +82,13 @@ async def _run(worker: Worker, settings: Settings) -> int:
         await metrics.cleanup()
     log.info("worker_stopped", worker=name, exit_code=code)
     return code
+
+
+def _where(task: asyncio.Task[None]) -> str:
+    """Where a task that did not finish in time is waiting (its await chain, innermost last)."""
+    out = io.StringIO()
+    task.print_stack(limit=30, file=out)
+    return out.getvalue()
 
 
 def run(worker: Worker, settings: Settings) -> int:
