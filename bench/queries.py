@@ -9,6 +9,9 @@ request, one untimed request, then `--runs` times through the real query API
 (aiohttp, in this process) cold (`"refresh": true`, the result cache skipped), each run followed by the
 endpoint's own SQL statements run directly through the ClickHouse client (the ceiling: no parsing, name
 checks, HTTP or JSON), then `--runs` warm (cached) requests. Prints p50/p95 and writes var/bench/queries.json.
+
+`--keep DIR` keeps the filled chDB in DIR and reuses it on the next run with the same data options (the fill
+of 10M events takes about 20 minutes); `--only a,b` times only the named requests.
 """
 
 from __future__ import annotations
@@ -186,6 +189,11 @@ async def settle(ch: ClickHouse, limit_seconds: float = 300) -> float:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    filled = tmp / "filled.json"
+    options = {k: getattr(args, k) for k in ("events", "persons", "days", "seed")}
+    kept = orjson.loads(filled.read_bytes()) if filled.exists() else None
+    if (tmp / "chdb").exists() and (kept is None or kept["options"] != options):
+        raise SystemExit(f"{tmp} holds a chDB of other data (or an unfinished fill): remove it first")
     dsn = await create_database()
     ch = await connect(f"chdb://{tmp}/chdb")
     try:
@@ -193,8 +201,22 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await migrate_clickhouse(ch)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         project = await ensure_project(pool, "bench", api_token=f"tok-{uuid.uuid4().hex}")
-        generate_seconds, insert_seconds = await fill(ch, project.id, args)
+        if kept is not None and kept["project_id"] == project.id:
+            await ch.execute("TRUNCATE TABLE cohort_people")  # the new Postgres numbers its cohorts afresh
+            generate_seconds, insert_seconds = kept["generate_seconds"], kept["insert_seconds"]
+        else:
+            generate_seconds, insert_seconds = await fill(ch, project.id, args)
         settle_seconds = await settle(ch)
+        filled.write_bytes(
+            orjson.dumps(
+                {
+                    "options": options,
+                    "project_id": project.id,
+                    "generate_seconds": generate_seconds,
+                    "insert_seconds": insert_seconds,
+                }
+            )
+        )
         count = (await ch.query("SELECT count() AS n FROM events"))[0]["n"]
         settings = Settings.from_env({"QUERY_MAX_SECONDS": "120"})
         results: dict[str, Any] = {
@@ -215,6 +237,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 print(f"cohort {cohort['name']!r}: {made[-1]['count']:,} persons, made in "
                       f"{time.perf_counter() - started:.2f} s", flush=True)  # fmt: skip
             for name, (path, body) in {**requests(args.days), **cohort_requests(args.days, made)}.items():
+                if args.only and name not in args.only.split(","):
+                    continue
                 cold, warm, plain = [], [], []
                 await (await ask(client, path, {**body, "refresh": True}, headers)).read()  # not timed
                 for _ in range(args.runs):  # cold and plain SQL alternate, so both see the same machine
@@ -254,11 +278,17 @@ def main() -> None:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="keep the filled chDB here, and reuse it when it matches")
+    parser.add_argument("--only", default="", help="comma-separated request names to time")
     args = parser.parse_args()
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(run(args, Path(tmp)))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(run(args, args.keep))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = asyncio.run(run(args, Path(tmp)))
     print(f"{results['events']:,} stored events, {args.persons:,} persons; generated in "
           f"{results['generate_seconds']} s, inserted in {results['insert_seconds']} s, merges settled in "
           f"{results['settle_seconds']} s")  # fmt: skip

@@ -237,6 +237,7 @@ async def test_a_refresh_writes_a_new_version_and_drops_the_old(client: TestClie
     )
     assert status == 200 and refreshed["version"] == cohort["version"] + 1 == 2, refreshed
     assert refreshed["count"] == cohort["count"] and refreshed["computed_at"] > cohort["computed_at"]
+    await cohorts.pruned()  # the older version is deleted in the background
     rows = await world.ch.query(
         "SELECT version, count() AS n FROM cohort_people WHERE cohort_id = {id:UInt64} GROUP BY version",
         {"id": cohort["id"]},

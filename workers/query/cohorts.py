@@ -4,7 +4,9 @@ breakdowns.
 
 A computation holds the cohort's Postgres row lock, writes version v + 1 whole in ClickHouse (INSERT ...
 SELECT), then records v + 1 in Postgres; readers bind the version from Postgres, so they never see a half
-written one. Older versions are deleted afterwards. A failed computation leaves the previous version.
+written one. Older versions are deleted afterwards, in the background (a lightweight DELETE takes about as
+long as the computation); rows a failed computation left are deleted by the next one, before it inserts.
+A failed computation leaves the previous version.
 `GET|POST /api/cohorts`, `GET|PATCH|DELETE /api/cohorts/{id}`, `POST /api/cohorts/{id}/refresh`,
 `GET /api/cohorts/{id}/persons`; dynamic cohorts are also recomputed every COHORT_REFRESH_SECONDS.
 Postgres statements: sql/postgres/cohorts/; ClickHouse statements: sql/clickhouse/queries/cohort_*.sql.
@@ -164,7 +166,11 @@ async def compute(pool: asyncpg.Pool, ch: ClickHouse, cohort_id: int) -> None:
                                   "computed_at": datetime.now(UTC)}  # fmt: skip
         unmatched = 0
         try:
-            await ch.execute(sql.fragment("cohort_prune.sql"), {**params, "keep": row["version"]})
+            leftovers = await ch.query(
+                sql.fragment("cohort_leftovers.sql"), {**params, "keep": row["version"]}
+            )
+            if leftovers[0]["leftover"]:
+                await ch.execute(sql.fragment("cohort_prune.sql"), {**params, "keep": row["version"]})
             if row["kind"] == "static":
                 ids = [r["distinct_id"] for r in await conn.fetch(_postgres("ids.sql"), cohort_id)]
                 params["distinct_ids"] = ids
@@ -184,10 +190,26 @@ async def compute(pool: asyncpg.Pool, ch: ClickHouse, cohort_id: int) -> None:
         )
     COHORT_COMPUTATIONS.labels("ok").inc()
     COHORT_COMPUTATION_SECONDS.observe(time.perf_counter() - started)
+    pruning = asyncio.create_task(_prune_older(ch, {**params, "keep": version}))
+    _PRUNING.add(pruning)
+    pruning.add_done_callback(_PRUNING.discard)
+
+
+_PRUNING: set[asyncio.Task[None]] = set()  # the background deletions of older versions
+
+
+async def _prune_older(ch: ClickHouse, params: dict[str, Any]) -> None:
+    """Deletes a cohort's versions older than `keep` (never a newer one: a later computation's rows)."""
     try:
-        await ch.execute(sql.fragment("cohort_prune.sql"), {**params, "keep": version})
+        await ch.execute(sql.fragment("cohort_prune_older.sql"), params)
     except (ClickHouseError, ClickHouseUnavailable) as exc:  # never read; the next computation prunes them
-        log.warning("cohort_prune_failed", cohort_id=cohort_id, error=str(exc))
+        log.warning("cohort_prune_failed", cohort_id=params["cohort_id"], error=str(exc))
+
+
+async def pruned() -> None:
+    """Waits for the background deletions started so far."""
+    while _PRUNING:
+        await asyncio.gather(*_PRUNING, return_exceptions=True)
 
 
 async def refresh_stale(pool: asyncpg.Pool, ch: ClickHouse, seconds: float) -> list[int]:
@@ -217,6 +239,7 @@ async def refresh_schedule(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await pruned()
 
 
 async def current_versions(

@@ -141,8 +141,8 @@ def _event_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
 
 
 def _person_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
-    """The filters that depend on the person only (person properties; cohorts): decided once per row after
-    the person is known, on its `person` and `person_properties`."""
+    """The filters that depend on the person only (person properties; cohorts): applied to each row's
+    masks once its `person` is known (see _person_masks)."""
     return tuple(f for f in filters if f.type != "event")
 
 
@@ -184,14 +184,31 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
     return "\nUNION ALL\n".join(selects)
 
 
-def _person_masks(column: str, filters: list[tuple[Filter, ...]], prefix: str, params: dict[str, Any]) -> str:
-    """`column` with the bits whose person-side filters the row's person fails cleared."""
+def _person_masks(
+    column: str,
+    filters: list[tuple[Filter, ...]],
+    prefix: str,
+    params: dict[str, Any],
+    per_person: dict[str, str],
+) -> str:
+    """`column` with the bits whose person-side filters the row's person fails cleared. A property filter is
+    computed once per person (its column added to `per_person`, for person_conditions_join.sql); a cohort
+    filter is one set lookup of the row's `person`."""
     if not any(_person_side(f) for f in filters):
         return column
-    passing = {
-        k: f"({sql.filter_sql(_person_side(f), f'{prefix}{k}', params)})" if _person_side(f) else "1"
-        for k, f in enumerate(filters)
-    }
+    passing = {}
+    for k, step_filters in enumerate(filters):
+        key = f"{prefix}{k}"
+        properties = tuple(f for f in step_filters if f.type == "person")
+        in_cohorts = tuple(f for f in step_filters if f.type == "cohort")
+        conditions = []
+        if properties:
+            per_person[f"person_pass_{key}"] = sql.filter_sql(properties, key, params)
+            on_empty = sql.filter_sql(properties, key, params, person_properties="''")
+            conditions.append(f"if(person_found, person_pass_{key}, {on_empty})")
+        if in_cohorts:
+            conditions.append(sql.filter_sql(in_cohorts, f"{key}c", params, person="person"))
+        passing[k] = f"({' AND '.join(conditions)})" if conditions else "1"
     return f"bitAnd({column}, {_masks(passing)})"
 
 
@@ -201,11 +218,13 @@ def _breakdown_value(q: FunnelQuery, is_start: str, params: dict[str, Any]) -> s
     and the cohorts they are a member of, ARRAY JOINed before the grouping sets (breakdown_join)."""
     if q.breakdown is None:
         return "''"
-    if isinstance(q.breakdown, CohortBreakdown):
-        return f"any(arrayPushFront({sql.cohort_memberships_sql(q.breakdown, params)}, toUInt64(0)))"
+    if isinstance(q.breakdown, CohortBreakdown):  # `person` is the grouping key: one lookup per person
+        return (
+            f"arrayPushFront({sql.cohort_memberships_sql(q.breakdown, params, person='person')}, toUInt64(0))"
+        )
     if q.breakdown.type == "event":
         return f"argMinIf(row_breakdown, timestamp, {is_start})"
-    return f"any({sql.breakdown_sql(q.breakdown)})"
+    return "any(if(person_found, person_breakdown, ''))"  # '': a person's value without a properties row
 
 
 def _repeats_an_event(q: FunnelQuery) -> bool:
@@ -304,11 +323,15 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         f"arrayReverseFill(x -> x > 0, arrayMap((i, x) -> if(bitTest(x, {k}), i, 0), idx, evs)) AS next_{k}"
         for k in range(0 if q.order == "unordered" else 1, n)
     )
-    step_masks = _person_masks("masks", [s.filters for s in q.steps], "p", params)
-    exclusion_masks = _person_masks("exclusions", [x.series.filters for x in q.exclusions], "px", params)
-    uses_persons = (q.breakdown is not None and q.breakdown.type == "person") or any(
-        _person_side(s.filters) for s in (*q.steps, *(x.series for x in q.exclusions))
+    per_person: dict[str, str] = {}
+    step_masks = _person_masks("masks", [s.filters for s in q.steps], "p", params, per_person)
+    exclusion_masks = _person_masks(
+        "exclusions", [x.series.filters for x in q.exclusions], "px", params, per_person
     )
+    person_breakdown = isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person"
+    if person_breakdown:
+        per_person["person_breakdown"] = sql.breakdown_sql(q.breakdown)  # type: ignore[arg-type]
+    columns = ", ".join(f"{expression} AS {name}" for name, expression in per_person.items())
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
     # strict order: every event of the person; the others: the events matching a step
     kept = "1" if q.order == "strict" else "steps > 0"
@@ -333,8 +356,8 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "histogram": histogram, "evs": evs, "breakdown_value": _breakdown_value(q, is_start, params),
         "breakdown_join": breakdown_join, "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
         "step_masks": step_masks, "exclusion_masks": exclusion_masks,
-        "person_properties": sql.fragment("persons_join.sql") if uses_persons else "",
-        "person_column": ", person_properties" if uses_persons else "",
+        "person_properties": sql.statement("person_conditions_join.sql", {"columns": columns}) if per_person else "",
+        "person_column": ", person_found, person_breakdown" if person_breakdown else "",
         **sql.after_merges(),
     }  # fmt: skip
     return sql.statement("funnels.sql", fragments), params

@@ -330,8 +330,15 @@ def bounds(date_from: date, date_to: date, tz: ZoneInfo) -> tuple[datetime, date
     return datetime.combine(date_from, time(), tz), datetime.combine(date_to + timedelta(days=1), time(), tz)
 
 
-def filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any]) -> str:
-    """Each filter as a condition on the row's `properties` (or `person_properties`): `eq`, `neq` and `in`
+def filter_sql(
+    filters: tuple[Filter, ...],
+    prefix: str,
+    params: dict[str, Any],
+    person_properties: str = "person_properties",
+    person: str | None = None,
+) -> str:
+    """Each filter as a condition on the row's `properties` (or the `person_properties` expression; a cohort
+    filter on the row's person after merges, or on the `person` column when given): `eq`, `neq` and `in`
     compare a string property to the string value and any other to its JSON text, and need it set;
     gt/gte/lt/lte compare numbers (a property holding anything else never matches); `contains` is a
     case-insensitive substring of a string property. A hot event property reads its materialized column
@@ -341,10 +348,10 @@ def filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any])
     for n, f in enumerate(filters):
         key = f"{prefix}_{n}"
         if f.type == "cohort":
-            member = cohort_member_sql(key, f.value, f.version, params)
+            member = cohort_member_sql(key, f.value, f.version, params, person)
             clauses.append(member if f.op == "in" else f"NOT {member}")
             continue
-        column = "person_properties" if f.type == "person" else "properties"
+        column = person_properties if f.type == "person" else "properties"
         params[f"{key}_name"] = f.property
         name = f"{{{key}_name:String}}"
         # the properties JSON is parsed once per row (raw: the value's JSON text, '' when the key is
@@ -382,11 +389,16 @@ def filter_sql(filters: tuple[Filter, ...], prefix: str, params: dict[str, Any])
     return " AND ".join(clauses) if clauses else "1"
 
 
-def cohort_member_sql(key: str, cohort: int, version: int, params: dict[str, Any]) -> str:
-    """Whether a row's person after merges (a row with distinct_id and person_id: events) is a member of
-    the cohort's `version`, its values bound as `<key>_cohort` and `<key>_version`."""
+def cohort_member_sql(
+    key: str, cohort: int, version: int, params: dict[str, Any], person: str | None = None
+) -> str:
+    """Whether a row's person after merges (a row with distinct_id and person_id: events), or the `person`
+    column when given, is a member of the cohort's `version`, its values bound as `<key>_cohort` and
+    `<key>_version`."""
     params[f"{key}_cohort"], params[f"{key}_version"] = cohort, version
     marks = {"cohort": f"{{{key}_cohort:UInt64}}", "version": f"{{{key}_version:UInt64}}"}
+    if person is not None:
+        return statement("cohort_has_person.sql", {**marks, "person": person})
     return statement("cohort_member.sql", marks)
 
 
@@ -396,12 +408,14 @@ def cohort_breakdown_sql(breakdown: CohortBreakdown, params: dict[str, Any]) -> 
     return f"arrayJoin({cohort_memberships_sql(breakdown, params)})"
 
 
-def cohort_memberships_sql(breakdown: CohortBreakdown, params: dict[str, Any]) -> str:
-    """The array of the breakdown's cohorts (ids, request order) a row's person after merges is a member
-    of. For a statement over events rows."""
+def cohort_memberships_sql(
+    breakdown: CohortBreakdown, params: dict[str, Any], person: str | None = None
+) -> str:
+    """The array of the breakdown's cohorts (ids, request order) a row's person after merges (or the
+    `person` column) is a member of. For a statement over events rows."""
     members = [
-        f"if({cohort_member_sql(f'cohort_breakdown_{n}', c, v, params)}, {{cohort_breakdown_{n}_cohort:UInt64}},"
-        " toUInt64(0))"
+        f"if({cohort_member_sql(f'cohort_breakdown_{n}', c, v, params, person)},"
+        f" {{cohort_breakdown_{n}_cohort:UInt64}}, toUInt64(0))"
         for n, (c, v) in enumerate(zip(breakdown.cohorts, breakdown.versions, strict=True))
     ]
     return f"arrayFilter(c -> c != 0, [{', '.join(members)}])"

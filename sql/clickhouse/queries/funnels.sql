@@ -9,7 +9,8 @@
 -- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
 -- person and persons (person.sql, person_overrides.sql), person_properties and person_column
--- (persons_join.sql when a person filter or breakdown needs it), step_masks and exclusion_masks (the
+-- (person_conditions_join.sql when a person property filter or breakdown needs it: each condition and
+-- the breakdown value computed once per person), step_masks and exclusion_masks (the
 -- event-side masks with the bits whose person-side filters fail cleared), the events' array `evs`,
 -- has_start, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`, `excluded`,
 -- levels and pairs (with the histogram's (0, seconds) pair), and breakdown_join (a cohort breakdown: each
