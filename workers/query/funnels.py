@@ -142,7 +142,7 @@ def _event_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
 
 def _person_side(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
     """The filters that depend on the person only (person properties; cohorts): applied to each row's
-    masks once its `person` is known (see _person_masks)."""
+    person once their events are grouped (see _person_conditions)."""
     return tuple(f for f in filters if f.type != "event")
 
 
@@ -184,18 +184,15 @@ def _step_events(q: FunnelQuery, params: dict[str, Any]) -> str:
     return "\nUNION ALL\n".join(selects)
 
 
-def _person_masks(
-    column: str,
-    filters: list[tuple[Filter, ...]],
-    prefix: str,
-    params: dict[str, Any],
-    per_person: dict[str, str],
-) -> str:
-    """`column` with the bits whose person-side filters the row's person fails cleared. A property filter is
-    computed once per person (its column added to `per_person`, for person_conditions_join.sql); a cohort
-    filter is one set lookup of the row's `person`."""
+def _person_conditions(
+    filters: list[tuple[Filter, ...]], prefix: str, params: dict[str, Any], per_person: dict[str, str]
+) -> dict[int, str]:
+    """Per step (or exclusion) k, whether the person (`g.person`, one row each) passes its person-side
+    filters ("1" where it has none); {} when none has any. A property filter is computed once per person in
+    the persons subquery (its column added to `per_person`, for person_conditions_join.sql), with its value
+    on empty properties for a person without a properties row; a cohort filter is one set lookup."""
     if not any(_person_side(f) for f in filters):
-        return column
+        return {}
     passing = {}
     for k, step_filters in enumerate(filters):
         key = f"{prefix}{k}"
@@ -209,22 +206,53 @@ def _person_masks(
         if in_cohorts:
             conditions.append(sql.filter_sql(in_cohorts, f"{key}c", params, person="person"))
         passing[k] = f"({' AND '.join(conditions)})" if conditions else "1"
-    return f"bitAnd({column}, {_masks(passing)})"
+    return passing
 
 
-def _breakdown_value(q: FunnelQuery, is_start: str, params: dict[str, Any]) -> str:
-    """A person's breakdown value (aggregated over their rows): an event property's value on their first
-    start, or their current person property. With cohorts, the array of 0 (everyone: the overall steps)
-    and the cohorts they are a member of, ARRAY JOINed before the grouping sets (breakdown_join)."""
-    if q.breakdown is None:
+def _person_events(q: FunnelQuery, step_passing: dict[int, str]) -> str:
+    """The person's events with the bits of the steps whose person-side filters they fail cleared; an event
+    left with none is dropped, but in strict order it stays (another event between two steps)."""
+    if not step_passing:
+        return "person_events"
+    cleared = f"arrayMap(x -> bitAnd(x, bitOr(bitNot(toUInt64({STEP_BITS})), toUInt64({_masks(step_passing)}))), person_events)"
+    return cleared if q.order == "strict" else f"arrayFilter(x -> bitAnd(x, {STEP_BITS}) > 0, {cleared})"
+
+
+def _first_start_value(q: FunnelQuery, step_passing: dict[int, str]) -> bool:
+    """Whether an event breakdown's value needs the person's step masks: unordered, a start is an event of
+    any step, so one of a step the person fails is not one."""
+    return (
+        isinstance(q.breakdown, Breakdown)
+        and q.breakdown.type == "event"
+        and bool(step_passing)
+        and (q.order == "unordered")
+    )
+
+
+def _breakdown_value(
+    q: FunnelQuery, is_start: str, params: dict[str, Any], step_passing: dict[int, str]
+) -> str:
+    """A person's breakdown value, aggregated over their rows (`event_breakdown`): an event property's
+    value on their first start; with cohorts, the array of 0 (everyone: the overall steps) and the cohorts
+    they are a member of, ARRAY JOINed before the grouping sets (breakdown_join). A person property's is
+    decided per person (`_person_breakdown`)."""
+    if q.breakdown is None or q.breakdown.type == "person":
         return "''"
     if isinstance(q.breakdown, CohortBreakdown):  # `person` is the grouping key: one lookup per person
         return (
             f"arrayPushFront({sql.cohort_memberships_sql(q.breakdown, params, person='person')}, toUInt64(0))"
         )
-    if q.breakdown.type == "event":
-        return f"argMinIf(row_breakdown, timestamp, {is_start})"
-    return "any(if(person_found, person_breakdown, ''))"  # '': a person's value without a properties row
+    if _first_start_value(q, step_passing):  # each start's (time, masks, value), for _person_breakdown
+        return f"arraySort(groupArrayIf((timestamp, steps, row_breakdown), {is_start}))"
+    return f"argMinIf(row_breakdown, timestamp, {is_start})"
+
+
+def _person_breakdown(q: FunnelQuery, step_passing: dict[int, str]) -> str:
+    if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
+        return "if(person_found, person_value, '')"  # '': a person without a properties row
+    if _first_start_value(q, step_passing):
+        return f"arrayFirst(t -> bitAnd(t.2, {_masks(step_passing)}) > 0, event_breakdown).3"
+    return "event_breakdown"
 
 
 def _repeats_an_event(q: FunnelQuery) -> bool:
@@ -324,13 +352,10 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         for k in range(0 if q.order == "unordered" else 1, n)
     )
     per_person: dict[str, str] = {}
-    step_masks = _person_masks("masks", [s.filters for s in q.steps], "p", params, per_person)
-    exclusion_masks = _person_masks(
-        "exclusions", [x.series.filters for x in q.exclusions], "px", params, per_person
-    )
-    person_breakdown = isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person"
-    if person_breakdown:
-        per_person["person_breakdown"] = sql.breakdown_sql(q.breakdown)  # type: ignore[arg-type]
+    step_passing = _person_conditions([s.filters for s in q.steps], "p", params, per_person)
+    exclusion_passing = _person_conditions([x.series.filters for x in q.exclusions], "px", params, per_person)
+    if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
+        per_person["person_value"] = sql.breakdown_sql(q.breakdown)
     columns = ", ".join(f"{expression} AS {name}" for name, expression in per_person.items())
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
     # strict order: every event of the person; the others: the events matching a step
@@ -341,7 +366,13 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     is_start = "steps > 0" if q.order == "unordered" else "bitTest(steps, 0)"
     is_start += " AND timestamp < {end:DateTime64(6, 'UTC')}"
     excluded_times = "".join(
-        f",\narraySort(groupArrayIf(toUInt32(toDateTime(timestamp)), bitTest(excluding, {j}))) AS excluded_{j}"
+        f",\narraySort(groupArrayIf(toUInt32(toDateTime(timestamp)), bitTest(excluding, {j}))) AS excluding_{j}"
+        for j in range(len(q.exclusions))
+    )
+    person_excluded = "".join(
+        f",\nif({exclusion_passing[j]}, excluding_{j}, []) AS excluded_{j}"
+        if exclusion_passing
+        else f", excluding_{j} AS excluded_{j}"
         for j in range(len(q.exclusions))
     )
     histogram = "[]"
@@ -353,11 +384,12 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "chains": ",\n".join(_chains(q)), "excluded": _excluded(q),
         "levels": " + ".join(["1", *(f"(c.{k} > 0)" for k in range(2, n + 1))]),
         "pairs": ", ".join(["(1, 0)", *(f"({k}, ts[chain.{k}] - ts[chain.{k - 1}])" for k in range(2, n + 1))]),
-        "histogram": histogram, "evs": evs, "breakdown_value": _breakdown_value(q, is_start, params),
+        "histogram": histogram, "evs": evs,
+        "breakdown_value": _breakdown_value(q, is_start, params, step_passing),
+        "person_evs": _person_events(q, step_passing), "person_breakdown": _person_breakdown(q, step_passing),
+        "person_excluded": person_excluded,
         "breakdown_join": breakdown_join, "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
-        "step_masks": step_masks, "exclusion_masks": exclusion_masks,
         "person_properties": sql.statement("person_conditions_join.sql", {"columns": columns}) if per_person else "",
-        "person_column": ", person_found, person_breakdown" if person_breakdown else "",
         **sql.after_merges(),
     }  # fmt: skip
     return sql.statement("funnels.sql", fragments), params

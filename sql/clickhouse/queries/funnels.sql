@@ -8,14 +8,15 @@
 -- counts as level 0.
 -- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
--- person and persons (person.sql, person_overrides.sql), person_properties and person_column
--- (person_conditions_join.sql when a person property filter or breakdown needs it: each condition and
--- the breakdown value computed once per person), step_masks and exclusion_masks (the
--- event-side masks with the bits whose person-side filters fail cleared), the events' array `evs`,
--- has_start, the exclusions' times, the breakdown value, the per-step `next` arrays, `chains`, `excluded`,
--- levels and pairs (with the histogram's (0, seconds) pair), and breakdown_join (a cohort breakdown: each
--- person's array of values, 0 and their cohorts, one row each); values are {parameters}. Each
--- layer reads the one below as columns, which keeps the query tree small with 20 steps. One statement
+-- person and persons (person.sql, person_overrides.sql), the events' array `evs` (event-side masks),
+-- has_start, the exclusions' times, the breakdown value, then per person (`g`, one row each):
+-- person_properties (person_conditions_join.sql when a person property filter or breakdown needs it: each
+-- condition and the breakdown value computed once per person), person_evs (the events with the bits of the
+-- steps whose person-side filters the person fails cleared, and those left with none dropped; strict order
+-- keeps them), person_breakdown and person_excluded; then the per-step `next` arrays, `chains`,
+-- `excluded`, levels and pairs (with the histogram's (0, seconds) pair), and breakdown_join (a cohort
+-- breakdown: each person's array of values, 0 and their cohorts, one row each); values are {parameters}.
+-- Each layer reads the one below as columns, which keeps the query tree small with 20 steps. One statement
 -- gives the counts per (level, breakdown value), the median seconds from the previous step overall and
 -- per breakdown value (grouping sets), and the histogram (step 0) with its bins.
 SELECT
@@ -61,11 +62,14 @@ FROM
                     FROM
                     (
                         SELECT
-                            /*evs*/ AS evs,
-                            /*breakdown_value*/ AS breakdown_value/*excluded_times*/
+                            /*person_evs*/ AS evs,
+                            /*person_breakdown*/ AS breakdown_value/*person_excluded*/
                         FROM
                         (
-                            SELECT ev.*, /*step_masks*/ AS steps, /*exclusion_masks*/ AS excluding/*person_column*/
+                            SELECT
+                                person,
+                                /*evs*/ AS person_events,
+                                /*breakdown_value*/ AS event_breakdown/*excluded_times*/
                             FROM
                             (
                                 SELECT e.*, /*person*/ AS person
@@ -74,11 +78,11 @@ FROM
                                     /*step_events*/
                                 ) AS e
                                 /*persons*/
-                            ) AS ev
-                            /*person_properties*/
-                        )
-                        GROUP BY person
-                        HAVING /*has_start*/
+                            )
+                            GROUP BY person
+                            HAVING /*has_start*/
+                        ) AS g
+                        /*person_properties*/
                     )
                 )
             )

@@ -13,4 +13,4 @@ LEFT JOIN
         WHERE project_id = {project_id:UInt64}
         GROUP BY id
     )
-) AS pp ON pp.id = ev.person
+) AS pp ON pp.id = g.person
