@@ -233,10 +233,10 @@ def _breakdown_value(
     q: FunnelQuery, is_start: str, params: dict[str, Any], step_passing: dict[int, str]
 ) -> str:
     """A person's breakdown value, aggregated over their rows (`event_breakdown`): an event property's
-    value on their first start; with cohorts, the array of 0 (everyone: the overall steps) and the cohorts
-    they are a member of, ARRAY JOINed before the grouping sets (breakdown_join). A person property's is
-    decided per person (`_person_breakdown`)."""
-    if q.breakdown is None or q.breakdown.type == "person":
+    value on their first start, or a person property's (person_value_join.sql); with cohorts, the array of 0
+    (everyone: the overall steps) and the cohorts they are a member of, ARRAY JOINed before the grouping sets
+    (breakdown_join)."""
+    if q.breakdown is None:
         return "''"
     if isinstance(q.breakdown, CohortBreakdown):  # `person` is the grouping key: one lookup per person
         return (
@@ -244,12 +244,12 @@ def _breakdown_value(
         )
     if _first_start_value(q, step_passing):  # each start's (time, masks, value), for _person_breakdown
         return f"arraySort(groupArrayIf((timestamp, steps, row_breakdown), {is_start}))"
+    if q.breakdown.type == "person":
+        return "any(if(person_found, person_value, ''))"  # '': a person without a properties row
     return f"argMinIf(row_breakdown, timestamp, {is_start})"
 
 
 def _person_breakdown(q: FunnelQuery, step_passing: dict[int, str]) -> str:
-    if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
-        return "if(person_found, person_value, '')"  # '': a person without a properties row
     if _first_start_value(q, step_passing):
         return f"arrayFirst(t -> bitAnd(t.2, {_masks(step_passing)}) > 0, event_breakdown).3"
     return "event_breakdown"
@@ -354,9 +354,10 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     per_person: dict[str, str] = {}
     step_passing = _person_conditions([s.filters for s in q.steps], "p", params, per_person)
     exclusion_passing = _person_conditions([x.series.filters for x in q.exclusions], "px", params, per_person)
-    if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
-        per_person["person_value"] = sql.breakdown_sql(q.breakdown)
     columns = ", ".join(f"{expression} AS {name}" for name, expression in per_person.items())
+    person_value = ""
+    if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
+        person_value = sql.statement("person_value_join.sql", {"value": sql.breakdown_sql(q.breakdown)})
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
     # strict order: every event of the person; the others: the events matching a step
     kept = "1" if q.order == "strict" else "steps > 0"
@@ -389,6 +390,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "person_evs": _person_events(q, step_passing), "person_breakdown": _person_breakdown(q, step_passing),
         "person_excluded": person_excluded,
         "breakdown_join": breakdown_join, "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
+        "person_value": person_value,
         "person_properties": sql.statement("person_conditions_join.sql", {"columns": columns}) if per_person else "",
         **sql.after_merges(),
     }  # fmt: skip
