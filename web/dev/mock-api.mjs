@@ -55,6 +55,20 @@ const handlers = {
       { source: "2_$pageview", target: "3_purchase", value: 20 },
     ],
   }),
+  "POST /api/stickiness": (b) => {
+    const labels = days(b.date_from, b.date_to).map((_, i) => String(i + 1));
+    return { series: b.events.map((e, k) => ({ event: e.event, labels, values: labels.map((_, i) => Math.max(0, 30 - i * 6 - k * 4)) })) };
+  },
+  "POST /api/lifecycle": (b) => {
+    const labels = days(b.date_from, b.date_to);
+    return {
+      labels,
+      new: labels.map((_, i) => 10 + (i % 3)),
+      returning: labels.map((_, i) => (i ? 6 + i : 0)),
+      resurrecting: labels.map((_, i) => i % 2),
+      dormant: labels.map((_, i) => (i ? -(3 + (i % 4)) : 0)),
+    };
+  },
   "GET /api/persons": (_, q) => ({
     persons: Array.from({ length: 3 }, (_, i) => ({ id: `p${i}`, distinct_ids: [`user-${i}${q.get("search") ?? ""}`, `anon ${i}/x`], properties: { email: `u${i}@example.com`, plan: "pro" }, is_identified: true, created_at: now() })),
     next_cursor: q.get("cursor") ? null : "c2",

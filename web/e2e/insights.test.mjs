@@ -24,6 +24,8 @@ const INSIGHTS = [
   ["retention", "retention", { start_event: "$pageview", return_event: "$any", period: "day", periods: 3, ...range }],
   ["paths", "paths", { start_event: "$pageview", steps: 4, limit: 20, ...range }],
   ["sessions", "sessions", { interval: "day", ...range }],
+  ["stickiness", "stickiness", { events: [{ event: "$pageview" }, { event: "signed_up" }], interval: "day", ...range }],
+  ["lifecycle", "lifecycle", { event: "$pageview", interval: "day", ...range }],
 ];
 
 for (const [name, kind, request] of INSIGHTS) {

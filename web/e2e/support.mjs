@@ -101,6 +101,15 @@ export function expectedTable(kind, answer) {
     const measures = ["sessions", "avg_duration_seconds", "bounce_rate"];
     return [["Measure", ...answer.labels.map(cell)], ...measures.map((m) => [m, ...answer[m].map(cell)])];
   }
+  if (kind === "stickiness") {
+    // as trends without breakdowns: a row per series, a column per number of intervals ("1", "2", ...)
+    const labels = answer.series.length ? answer.series[0].labels : [];
+    return [["Series", ...labels.map(cell)], ...answer.series.map((s) => [s.event, ...s.values.map(cell)])];
+  }
+  if (kind === "lifecycle") {
+    const statuses = ["new", "returning", "resurrecting", "dormant"];
+    return [["Status", ...answer.labels.map(cell)], ...statuses.map((s) => [s, ...answer[s].map(cell)])];
+  }
   throw new Error(`unknown kind ${kind}`);
 }
 

@@ -13,11 +13,14 @@ import type {
   AnyResult,
   FunnelsResult,
   InsightKind,
+  LifecycleResult,
   PathsResult,
   RetentionResult,
   SessionsResult,
+  StickinessResult,
   TrendsResult,
 } from "./types";
+import { LIFECYCLE_STATUSES } from "./types";
 import { seriesLabel, trendsTable } from "./tables";
 
 echarts.use([
@@ -190,6 +193,50 @@ function sessionsOption(result: SessionsResult): EChartsCoreOption {
   };
 }
 
+function stickinessOption(result: StickinessResult): EChartsCoreOption {
+  const table = trendsTable(result);
+  return {
+    ...base,
+    tooltip: { trigger: "axis" },
+    legend: { type: "scroll", bottom: 0, data: table.rows.map((r) => r.label) },
+    grid: { left: 48, right: 24, top: 32, bottom: 72, containLabel: true },
+    xAxis: { type: "category", name: "Intervals active", nameLocation: "middle", nameGap: 28, data: table.columns },
+    yAxis: { type: "value", name: "Persons", minInterval: 1 },
+    series: table.rows.map((row) => ({
+      name: row.label,
+      type: "bar",
+      data: row.cells.map((c) => (c === "" ? null : Number(c))),
+    })),
+  };
+}
+
+const LIFECYCLE_COLORS: Record<(typeof LIFECYCLE_STATUSES)[number], string> = {
+  new: "#16a34a",
+  returning: "#2563eb",
+  resurrecting: "#9333ea",
+  dormant: "#dc2626",
+};
+
+function lifecycleOption(result: LifecycleResult): EChartsCoreOption {
+  const labels = (result.labels ?? []).map(String);
+  return {
+    ...base,
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    legend: { bottom: 0, data: [...LIFECYCLE_STATUSES] },
+    grid: { left: 48, right: 24, top: 32, bottom: 56, containLabel: true },
+    xAxis: { type: "category", data: labels },
+    yAxis: { type: "value", name: "Persons", minInterval: 1 },
+    // one stack: dormant (negative) stacks below the axis, the other three above it
+    series: LIFECYCLE_STATUSES.map((status) => ({
+      name: status,
+      type: "bar",
+      stack: "lifecycle",
+      itemStyle: { color: LIFECYCLE_COLORS[status] },
+      data: labels.map((_, i) => result[status]?.[i] ?? null),
+    })),
+  };
+}
+
 export function chartOption(kind: InsightKind, result: AnyResult, chartType: ChartType = "line"): EChartsCoreOption {
   switch (kind) {
     case "trends":
@@ -202,6 +249,10 @@ export function chartOption(kind: InsightKind, result: AnyResult, chartType: Cha
       return pathsOption(result as PathsResult);
     case "sessions":
       return sessionsOption(result as SessionsResult);
+    case "stickiness":
+      return stickinessOption(result as StickinessResult);
+    case "lifecycle":
+      return lifecycleOption(result as LifecycleResult);
   }
 }
 

@@ -6,4 +6,6 @@ export const KIND_TITLES: Record<InsightKind, string> = {
   retention: "Retention",
   paths: "Paths",
   sessions: "Sessions",
+  stickiness: "Stickiness",
+  lifecycle: "Lifecycle",
 };

@@ -20,6 +20,8 @@ const NAV_LINKS: [string, string][] = [
   ["/insights/retention", "Retention"],
   ["/insights/paths", "Paths"],
   ["/insights/sessions", "Sessions"],
+  ["/insights/stickiness", "Stickiness"],
+  ["/insights/lifecycle", "Lifecycle"],
   ["/persons", "Persons"],
   ["/live", "Live"],
   ["/dashboards", "Dashboards"],

@@ -45,6 +45,43 @@ describe("insight tables", () => {
     ]);
   });
 
+  it("stickiness: as trends, a row per series, a column per number of intervals", () => {
+    const t = insightTable("stickiness", {
+      series: [
+        { event: "$pageview", labels: ["1", "2", "3"], values: [12, 5, 0] },
+        { event: "signed_up", labels: ["1", "2", "3"], values: [7, 0, 1] },
+      ],
+    });
+    expect(t.title).toBe("Series");
+    expect(t.columns).toEqual(["1", "2", "3"]);
+    expect(t.rows).toEqual([
+      { label: "$pageview", cells: ["12", "5", "0"] },
+      { label: "signed_up", cells: ["7", "0", "1"] },
+    ]);
+    expect(tableCsv(t)).toBe("Series,1,2,3\r\n$pageview,12,5,0\r\nsigned_up,7,0,1\r\n");
+  });
+
+  it("lifecycle: a row per status in order, dormant negative, zeros as 0", () => {
+    const t = insightTable("lifecycle", {
+      labels: ["2024-01-01", "2024-01-02", "2024-01-03"],
+      dormant: [0, -3, -1],
+      resurrecting: [0, 0, 2],
+      returning: [0, 4, 5],
+      new: [9, 2, 0],
+    });
+    expect(t.title).toBe("Status");
+    expect(t.columns).toEqual(["2024-01-01", "2024-01-02", "2024-01-03"]);
+    expect(t.rows).toEqual([
+      { label: "new", cells: ["9", "2", "0"] },
+      { label: "returning", cells: ["0", "4", "5"] },
+      { label: "resurrecting", cells: ["0", "0", "2"] },
+      { label: "dormant", cells: ["0", "-3", "-1"] },
+    ]);
+    expect(tableCsv(t)).toBe(
+      "Status,2024-01-01,2024-01-02,2024-01-03\r\nnew,9,2,0\r\nreturning,0,4,5\r\nresurrecting,0,0,2\r\ndormant,0,-3,-1\r\n",
+    );
+  });
+
   it("exports the table as CSV", () => {
     const t = insightTable("trends", { series: [{ event: 'say "a,b"', breakdown_value: null, labels: ["x"], values: [1] }] });
     expect(tableCsv(t)).toBe('Series,x\r\n"say ""a,b""",1\r\n');

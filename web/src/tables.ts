@@ -5,12 +5,15 @@ import type {
   FunnelStep,
   FunnelsResult,
   InsightKind,
+  LifecycleResult,
   PathsResult,
   RetentionQuery,
   RetentionResult,
   SessionsResult,
+  StickinessResult,
   TrendsResult,
 } from "./types";
+import { LIFECYCLE_STATUSES } from "./types";
 import { toCsv } from "./csv";
 
 export interface TableRow {
@@ -37,7 +40,8 @@ function sameLabels(a: unknown[], b: unknown[]): boolean {
   return a.length === b.length && a.every((x, i) => String(x) === String(b[i]));
 }
 
-export function trendsTable(result: TrendsResult): TableModel {
+/** Trends' answer, or stickiness' (the same shape, its series without breakdown_value). */
+export function trendsTable(result: TrendsResult | StickinessResult): TableModel {
   const series = result.series ?? [];
   const first = series[0]?.labels ?? [];
   const aligned = series.every((s) => sameLabels(s.labels, first));
@@ -61,7 +65,7 @@ export function trendsTable(result: TrendsResult): TableModel {
   };
 }
 
-export function seriesLabel(s: { event: string; breakdown_value: unknown }): string {
+export function seriesLabel(s: { event: string; breakdown_value?: unknown }): string {
   return s.breakdown_value === null || s.breakdown_value === undefined
     ? s.event
     : `${s.event} · ${breakdownLabel(s.breakdown_value)}`;
@@ -123,6 +127,16 @@ export function sessionsTable(result: SessionsResult): TableModel {
   };
 }
 
+/** A row per status (new, returning, resurrecting, dormant), a column per interval. */
+export function lifecycleTable(result: LifecycleResult): TableModel {
+  const labels = result.labels ?? [];
+  return {
+    title: "Status",
+    columns: labels.map(cellText),
+    rows: LIFECYCLE_STATUSES.map((s) => ({ label: s, cells: labels.map((_, i) => cellText(result[s]?.[i])) })),
+  };
+}
+
 export function insightTable(kind: InsightKind, result: AnyResult, query?: AnyQuery): TableModel {
   switch (kind) {
     case "trends":
@@ -135,6 +149,10 @@ export function insightTable(kind: InsightKind, result: AnyResult, query?: AnyQu
       return pathsTable(result as PathsResult);
     case "sessions":
       return sessionsTable(result as SessionsResult);
+    case "stickiness":
+      return trendsTable(result as StickinessResult);
+    case "lifecycle":
+      return lifecycleTable(result as LifecycleResult);
   }
 }
 

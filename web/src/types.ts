@@ -1,7 +1,7 @@
 // Shapes of the query API's requests and answers.
 
-export type InsightKind = "trends" | "funnels" | "retention" | "sessions" | "paths";
-export const INSIGHT_KINDS: InsightKind[] = ["trends", "funnels", "retention", "paths", "sessions"];
+export type InsightKind = "trends" | "funnels" | "retention" | "sessions" | "paths" | "stickiness" | "lifecycle";
+export const INSIGHT_KINDS: InsightKind[] = ["trends", "funnels", "retention", "paths", "sessions", "stickiness", "lifecycle"];
 
 export type FilterOp =
   | "eq" | "neq" | "in" | "gt" | "gte" | "lt" | "lte" | "contains" | "is_set" | "is_not_set";
@@ -27,6 +27,8 @@ export interface Breakdown {
 export type Measure =
   | "uniques" | "totals" | "average" | "active_percent" | "sum" | "avg" | "frequency" | "distribution";
 export type Interval = "hour" | "day" | "week" | "month";
+/** Stickiness and lifecycle count whole intervals: no hour. */
+export type CoarseInterval = "day" | "week" | "month";
 
 export interface TrendsQuery {
   events: EventSpec[];
@@ -70,12 +72,29 @@ export interface PathsQuery {
   limit: number;
 }
 
+export interface StickinessQuery {
+  events: EventSpec[];
+  interval: CoarseInterval;
+  date_from: string;
+  date_to: string;
+}
+
+export interface LifecycleQuery {
+  event: string;
+  filters?: Filter[];
+  interval: CoarseInterval;
+  date_from: string;
+  date_to: string;
+}
+
 export interface QueryByKind {
   trends: TrendsQuery;
   funnels: FunnelsQuery;
   retention: RetentionQuery;
   sessions: SessionsQuery;
   paths: PathsQuery;
+  stickiness: StickinessQuery;
+  lifecycle: LifecycleQuery;
 }
 export type AnyQuery = QueryByKind[InsightKind];
 
@@ -116,12 +135,30 @@ export interface PathsResult {
   edges: { source: string; target: string; value: number }[];
 }
 
+/** Per series, values[k - 1] = persons active in exactly k intervals of the range (labels "1", "2", ...). */
+export interface StickinessSeries {
+  event: string;
+  labels: (string | number)[];
+  values: (number | null)[];
+}
+export interface StickinessResult {
+  series: StickinessSeries[];
+}
+
+export const LIFECYCLE_STATUSES = ["new", "returning", "resurrecting", "dormant"] as const;
+export type LifecycleStatus = (typeof LIFECYCLE_STATUSES)[number];
+
+/** Per interval the persons of each status; dormant ones are negative. */
+export type LifecycleResult = { labels: (string | number)[] } & Record<LifecycleStatus, (number | null)[]>;
+
 export interface ResultByKind {
   trends: TrendsResult;
   funnels: FunnelsResult;
   retention: RetentionResult;
   sessions: SessionsResult;
   paths: PathsResult;
+  stickiness: StickinessResult;
+  lifecycle: LifecycleResult;
 }
 export type AnyResult = ResultByKind[InsightKind];
 

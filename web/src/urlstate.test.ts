@@ -20,6 +20,12 @@ describe("urlstate", () => {
     expect(defaultQuery("trends", ["pageview", "signup"], new Date(2024, 0, 10))).toEqual({
       events: [{ event: "pageview" }], measure: "totals", interval: "day", date_from: "2024-01-04", date_to: "2024-01-10",
     });
+    expect(defaultQuery("stickiness", ["pageview", "signup"], new Date(2024, 0, 10))).toEqual({
+      events: [{ event: "pageview" }], interval: "day", date_from: "2024-01-04", date_to: "2024-01-10",
+    });
+    expect(defaultQuery("lifecycle", ["pageview", "signup"], new Date(2024, 0, 10))).toEqual({
+      event: "pageview", interval: "day", date_from: "2024-01-04", date_to: "2024-01-10",
+    });
   });
 
   it("builds the capture URL from the page's host", () => {

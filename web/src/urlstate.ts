@@ -48,6 +48,8 @@ export function defaultQuery<K extends InsightKind>(kind: K, events: string[], t
     retention: { start_event: first, return_event: "$any", period: "day", periods: 7, ...dates },
     sessions: { interval: "day", ...dates },
     paths: { steps: 4, limit: 50, ...dates },
+    stickiness: { events: [{ event: first }], interval: "day", ...dates },
+    lifecycle: { event: first, interval: "day", ...dates },
   };
   return queries[kind];
 }

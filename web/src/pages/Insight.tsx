@@ -16,9 +16,11 @@ import type {
   FunnelsQuery,
   Insight,
   InsightKind,
+  LifecycleQuery,
   PathsQuery,
   RetentionQuery,
   SessionsQuery,
+  StickinessQuery,
   TrendsQuery,
 } from "../types";
 
@@ -34,6 +36,7 @@ const MEASURES: [string, string][] = [
 ];
 const PROPERTY_MEASURES = ["sum", "avg", "distribution"];
 const INTERVALS = ["hour", "day", "week", "month"].map((v) => ({ value: v, text: v[0].toUpperCase() + v.slice(1) }));
+const COARSE_INTERVALS = INTERVALS.filter((o) => o.value !== "hour");
 
 type Update<Q> = (patch: Partial<Q>) => void;
 
@@ -209,6 +212,31 @@ function PathsEditor({ query, update, defs }: EditorProps<PathsQuery>) {
   );
 }
 
+function StickinessEditor({ query, update, defs }: EditorProps<StickinessQuery>) {
+  return (
+    <>
+      <EventSpecs specs={query.events ?? []} noun="Series" min={1} max={10} defs={defs} onChange={(events) => update({ events })} />
+      <div class="field-row">
+        <SelectField label="Interval" name="interval" value={query.interval} options={COARSE_INTERVALS} onChange={(v) => update({ interval: v as StickinessQuery["interval"] })} />
+      </div>
+      <DateRange from={query.date_from} to={query.date_to} onChange={update} />
+    </>
+  );
+}
+
+function LifecycleEditor({ query, update, defs }: EditorProps<LifecycleQuery>) {
+  return (
+    <>
+      <div class="field-row">
+        <EventPicker label="Event" name="event" value={query.event} events={defs ? defs.events : null} onChange={(event) => update({ event })} />
+        <SelectField label="Interval" name="interval" value={query.interval} options={COARSE_INTERVALS} onChange={(v) => update({ interval: v as LifecycleQuery["interval"] })} />
+      </div>
+      <DateRange from={query.date_from} to={query.date_to} onChange={update} />
+      <FilterRows legend="Filters" filters={query.filters} defs={defs} onChange={(filters) => update({ filters: filters.length ? filters : undefined })} />
+    </>
+  );
+}
+
 function Editor({ kind, query, update, defs }: { kind: InsightKind; query: AnyQuery; update: Update<AnyQuery>; defs: Definitions | null }) {
   switch (kind) {
     case "trends":
@@ -221,6 +249,10 @@ function Editor({ kind, query, update, defs }: { kind: InsightKind; query: AnyQu
       return <SessionsEditor query={query as SessionsQuery} update={update as Update<SessionsQuery>} defs={defs} />;
     case "paths":
       return <PathsEditor query={query as PathsQuery} update={update as Update<PathsQuery>} defs={defs} />;
+    case "stickiness":
+      return <StickinessEditor query={query as StickinessQuery} update={update as Update<StickinessQuery>} defs={defs} />;
+    case "lifecycle":
+      return <LifecycleEditor query={query as LifecycleQuery} update={update as Update<LifecycleQuery>} defs={defs} />;
   }
 }
 
