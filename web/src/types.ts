@@ -221,3 +221,48 @@ export interface Dashboard {
   created_at: string;
   updated_at: string;
 }
+
+/** A dynamic cohort's behavioural filter: did (or did not) do `event` at least `min_count` times in the last `days` days. */
+export interface BehavioralFilter {
+  type: "behavioral";
+  event: string;
+  did: boolean;
+  min_count: number;
+  days: number;
+}
+
+export interface PersonFilter {
+  type: "person";
+  property: string;
+  op: FilterOp;
+  value?: unknown;
+}
+
+export type CohortFilter = PersonFilter | BehavioralFilter;
+
+export interface Cohort {
+  id: number;
+  name: string;
+  kind: "static" | "dynamic";
+  /** dynamic */
+  match?: "all" | "any";
+  filters?: CohortFilter[];
+  /** static */
+  distinct_ids_count?: number;
+  unmatched?: number;
+  count: number;
+  version: number;
+  computed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CohortPerson {
+  id: string;
+  distinct_ids: string[];
+  properties: Record<string, unknown>;
+}
+
+export type CohortRequest =
+  | { name: string; kind: "static"; distinct_ids: string[] }
+  | { name: string; kind: "dynamic"; match: "all" | "any"; filters: CohortFilter[] };
