@@ -121,7 +121,14 @@ function propertiesOf(defs: Definitions | null, type: "event" | "person"): Prope
   return (type === "event" ? defs?.event_properties : defs?.person_properties) ?? [];
 }
 
-function FilterRow(props: { filter: Filter; defs: Definitions | null; index: number; onChange: (f: Filter) => void; onRemove: () => void }) {
+function FilterRow(props: {
+  filter: Filter;
+  defs: Definitions | null;
+  index: number;
+  types: Filter["type"][];
+  onChange: (f: Filter) => void;
+  onRemove: () => void;
+}) {
   const { filter, defs } = props;
   const props_ = propertiesOf(defs, filter.type);
   const propType = props_.find((p) => p.name === filter.property)?.type;
@@ -135,18 +142,20 @@ function FilterRow(props: { filter: Filter; defs: Definitions | null; index: num
   const n = props.index + 1;
   return (
     <div class="filter-row">
+      {props.types.length > 1 && (
+        <SelectField
+          label={`Filter ${n} on`}
+          name="filter_type"
+          value={filter.type}
+          options={[
+            { value: "event", text: "Event property" },
+            { value: "person", text: "Person property" },
+          ].filter((o) => props.types.includes(o.value as Filter["type"]))}
+          onChange={(v) => props.onChange({ ...filter, type: v as Filter["type"] })}
+        />
+      )}
       <SelectField
-        label={`Filter ${n} on`}
-        name="filter_type"
-        value={filter.type}
-        options={[
-          { value: "event", text: "Event property" },
-          { value: "person", text: "Person property" },
-        ]}
-        onChange={(v) => props.onChange({ ...filter, type: v as Filter["type"] })}
-      />
-      <SelectField
-        label="Property"
+        label={props.types.length > 1 ? "Property" : `Filter ${n} property`}
         name="filter_property"
         value={filter.property}
         options={propertyOptions(props_)}
@@ -187,11 +196,20 @@ function FilterRow(props: { filter: Filter; defs: Definitions | null; index: num
   );
 }
 
-export function FilterRows(props: { filters: Filter[] | undefined; defs: Definitions | null; onChange: (filters: Filter[]) => void; legend: string }) {
+/** Filter rows on event or person properties; `types` narrows them (one type: no type picker). */
+export function FilterRows(props: {
+  filters: Filter[] | undefined;
+  defs: Definitions | null;
+  onChange: (filters: Filter[]) => void;
+  legend: string;
+  types?: Filter["type"][];
+}) {
   const filters = props.filters ?? [];
+  const types = props.types ?? ["event", "person"];
   const add = () => {
-    const first = props.defs?.event_properties[0]?.name ?? "";
-    props.onChange([...filters, { type: "event", property: first, op: "eq", value: "" }]);
+    const type = types[0];
+    const first = propertiesOf(props.defs, type)[0]?.name ?? "";
+    props.onChange([...filters, { type, property: first, op: "eq", value: "" }]);
   };
   return (
     <fieldset class="filters">
@@ -201,6 +219,7 @@ export function FilterRows(props: { filters: Filter[] | undefined; defs: Definit
           filter={f}
           defs={props.defs}
           index={i}
+          types={types}
           onChange={(nf) => props.onChange(filters.map((x, j) => (j === i ? nf : x)))}
           onRemove={() => props.onChange(filters.filter((_, j) => j !== i))}
         />
