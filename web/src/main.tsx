@@ -13,6 +13,8 @@ import { PersonPage } from "./pages/Person";
 import { LivePage } from "./pages/Live";
 import { DashboardsPage } from "./pages/Dashboards";
 import { DashboardPage } from "./pages/Dashboard";
+import { CohortsPage } from "./pages/Cohorts";
+import { CohortPage } from "./pages/Cohort";
 
 const NAV_LINKS: [string, string][] = [
   ["/insights/trends", "Trends"],
@@ -23,6 +25,7 @@ const NAV_LINKS: [string, string][] = [
   ["/insights/stickiness", "Stickiness"],
   ["/insights/lifecycle", "Lifecycle"],
   ["/persons", "Persons"],
+  ["/cohorts", "Cohorts"],
   ["/live", "Live"],
   ["/dashboards", "Dashboards"],
 ];
@@ -117,6 +120,8 @@ function Route({ loc }: { loc: Location }) {
     const distinctId = decodeURIComponent(param);
     return <PersonPage key={distinctId} distinctId={distinctId} />;
   }
+  if (section === "cohorts" && parts.length === 1) return <CohortsPage />;
+  if (section === "cohorts" && parts.length === 2) return <CohortPage key={param} id={decodeURIComponent(param)} />;
   if (section === "live" && parts.length === 1) return <LivePage />;
   if (section === "dashboards" && parts.length === 1) return <DashboardsPage />;
   if (section === "dashboards" && parts.length === 2) return <DashboardPage key={param} id={decodeURIComponent(param)} />;

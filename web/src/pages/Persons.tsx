@@ -1,17 +1,10 @@
 import { useEffect, useState } from "preact/hooks";
 import { apiRequest, errorText } from "../api";
 import { useTitle } from "../router";
-import { formatTime, propertyText } from "../format";
+import { fewProperties, formatTime } from "../format";
 import type { PersonSummary } from "../types";
 
 const PAGE_SIZE = 50;
-const SHOWN_PROPERTIES = ["email", "name", "$name", "username"];
-
-function fewProperties(props: Record<string, unknown>): string {
-  const keys = Object.keys(props ?? {});
-  const chosen = [...SHOWN_PROPERTIES.filter((k) => k in props), ...keys.filter((k) => !SHOWN_PROPERTIES.includes(k))].slice(0, 3);
-  return chosen.map((k) => `${k}: ${propertyText(props[k])}`).join(", ");
-}
 
 export function PersonsPage({ search }: { search: string }) {
   useTitle("Persons");
