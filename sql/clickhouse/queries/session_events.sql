@@ -13,7 +13,8 @@ WHERE project_id = {project_id:UInt64}
   AND protocol != 'amplitude' AND session_id != ''
   AND /*filters*/
 UNION ALL
-SELECT uuid, timestamp, event, /*sdk_key*/ AS session_id
+-- aliased apart from the session_id column, which its WHERE reads (UNION ALL takes the first branch's names)
+SELECT uuid, timestamp, event, /*sdk_key*/ AS sdk_key
 FROM events
 WHERE project_id = {project_id:UInt64}
   AND timestamp >= {start:DateTime64(6, 'UTC')}
