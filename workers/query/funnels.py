@@ -189,7 +189,7 @@ def _person_conditions(
 ) -> dict[int, str]:
     """Per step (or exclusion) k, whether the person (`g.person`, one row each) passes its person-side
     filters ("1" where it has none); {} when none has any. A property filter is computed once per person in
-    the persons subquery (its column added to `per_person`, for person_conditions_join.sql), with its value
+    the persons subquery (its column added to `per_person`, for person_computed_join.sql), with its value
     on empty properties for a person without a properties row; a cohort filter is one set lookup."""
     if not any(_person_side(f) for f in filters):
         return {}
@@ -209,6 +209,11 @@ def _person_conditions(
     return passing
 
 
+def _person_join(columns: str, person: str) -> str:
+    """person_computed_join.sql: `columns` of each person's current properties, joined by `person`."""
+    return sql.statement("person_computed_join.sql", {"columns": columns, "person": person})
+
+
 def _person_events(q: FunnelQuery, step_passing: dict[int, str]) -> str:
     """The person's events with the bits of the steps whose person-side filters they fail cleared; an event
     left with none is dropped, but in strict order it stays (another event between two steps)."""
@@ -225,7 +230,7 @@ def _first_start_value(q: FunnelQuery, step_passing: dict[int, str]) -> bool:
         isinstance(q.breakdown, Breakdown)
         and q.breakdown.type == "event"
         and bool(step_passing)
-        and (q.order == "unordered")
+        and q.order == "unordered"
     )
 
 
@@ -233,7 +238,7 @@ def _breakdown_value(
     q: FunnelQuery, is_start: str, params: dict[str, Any], step_passing: dict[int, str]
 ) -> str:
     """A person's breakdown value, aggregated over their rows (`event_breakdown`): an event property's
-    value on their first start, or a person property's (person_value_join.sql); with cohorts, the array of 0
+    value on their first start, or a person property's (person_computed_join.sql, by row); with cohorts, the array of 0
     (everyone: the overall steps) and the cohorts they are a member of, ARRAY JOINed before the grouping sets
     (breakdown_join)."""
     if q.breakdown is None:
@@ -357,7 +362,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
     columns = ", ".join(f"{expression} AS {name}" for name, expression in per_person.items())
     person_value = ""
     if isinstance(q.breakdown, Breakdown) and q.breakdown.type == "person":
-        person_value = sql.statement("person_value_join.sql", {"value": sql.breakdown_sql(q.breakdown)})
+        person_value = _person_join(f"{sql.breakdown_sql(q.breakdown)} AS person_value", "ev.person")
     packed = "bitShiftLeft(toUInt64(toUInt32(toDateTime(timestamp))), 20) + steps"
     # strict order: every event of the person; the others: the events matching a step
     kept = "1" if q.order == "strict" else "steps > 0"
@@ -391,7 +396,7 @@ def sql_for(q: FunnelQuery, project_id: int, timezone: str) -> tuple[str, dict[s
         "person_excluded": person_excluded,
         "breakdown_join": breakdown_join, "excluded_times": excluded_times, "has_start": f"countIf({is_start}) > 0",
         "person_value": person_value,
-        "person_properties": sql.statement("person_conditions_join.sql", {"columns": columns}) if per_person else "",
+        "person_properties": _person_join(columns, "g.person") if per_person else "",
         **sql.after_merges(),
     }  # fmt: skip
     return sql.statement("funnels.sql", fragments), params

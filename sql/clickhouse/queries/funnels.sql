@@ -9,10 +9,10 @@
 -- Fragments filled in by workers/query/funnels.py: step_events (step_events.sql once per event name, UNION
 -- ALL: each reads only its event's rows, and the properties only where a step filters or breaks down),
 -- person and persons (person.sql, person_overrides.sql), the events' array `evs` (event-side masks),
--- has_start, the exclusions' times, the breakdown value (person_value_join.sql joins a person breakdown's
--- value, computed once per person, to the rows), then per person (`g`, one row each): person_evs (the
+-- has_start, the exclusions' times, the breakdown value (person_value: person_computed_join.sql joins a person
+-- breakdown's value, computed once per person, to the rows), then per person (`g`, one row each): person_evs (the
 -- events with the bits of the steps whose person-side filters the person fails cleared, and those left
--- with none dropped; strict order keeps them: person_properties (person_conditions_join.sql) joins each
+-- with none dropped; strict order keeps them: person_properties (person_computed_join.sql) joins each
 -- property condition, computed once per person, and a cohort filter is a lookup of the person
 -- (cohort_has_person.sql)), person_breakdown and person_excluded; then the per-step `next` arrays, `chains`,
 -- `excluded`, levels and pairs (with the histogram's (0, seconds) pair), and breakdown_join (a cohort
