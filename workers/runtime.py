@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import signal
 import sys
+from types import CoroutineType
 
 import structlog
 import uvloop
@@ -85,10 +85,15 @@ async def _run(worker: Worker, settings: Settings) -> int:
 
 
 def _where(task: asyncio.Task[None]) -> str:
-    """Where a task that did not finish in time is waiting (its await chain, innermost last)."""
-    out = io.StringIO()
-    task.print_stack(limit=30, file=out)
-    return out.getvalue()
+    """Where a task that did not finish in time is waiting: its chain of coroutines, outermost first, down
+    to the one awaiting a future (a task's own stack shows only its outermost coroutine)."""
+    lines: list[str] = []
+    awaited: object = task.get_coro()
+    while isinstance(awaited, CoroutineType) and awaited.cr_frame is not None:
+        frame = awaited.cr_frame
+        lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = awaited.cr_await
+    return "\n".join(lines)
 
 
 def run(worker: Worker, settings: Settings) -> int:
