@@ -15,6 +15,7 @@ import { DashboardsPage } from "./pages/Dashboards";
 import { DashboardPage } from "./pages/Dashboard";
 import { CohortsPage } from "./pages/Cohorts";
 import { CohortPage } from "./pages/Cohort";
+import { Alert } from "./components/Notices";
 
 const NAV_LINKS: [string, string][] = [
   ["/insights/trends", "Trends"],
@@ -93,11 +94,7 @@ function Shell({ loc }: { loc: Location }) {
         </nav>
       </header>
       <main id="main">
-        {error && (
-          <p class="alert" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert text={error} />
         <Route loc={loc} />
       </main>
     </ProjectContext.Provider>

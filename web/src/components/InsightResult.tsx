@@ -6,6 +6,7 @@ import { insightTable, tableCsv } from "../tables";
 import type { ChartType } from "../charts";
 import type { AnyQuery, AnyResult, InsightKind } from "../types";
 import { KIND_TITLES } from "../kinds";
+import { Alert } from "./Notices";
 
 interface Props {
   kind: InsightKind;
@@ -29,11 +30,7 @@ export function InsightResult({ kind, query, result, loading, error, title }: Pr
           Loading…
         </p>
       )}
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       {result && table && (
         <>
           <div class="result-tools">

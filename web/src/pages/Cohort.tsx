@@ -2,44 +2,31 @@ import { useEffect, useState } from "preact/hooks";
 import { apiRequest, errorText } from "../api";
 import { navigate, useTitle } from "../router";
 import { fewProperties, formatTime } from "../format";
+import { useCursorList, type CursorPage } from "../paging";
 import { describeFilter } from "../cohorts";
 import type { Cohort, CohortPerson } from "../types";
+import { Alert, Confirmation } from "../components/Notices";
 
 const PAGE_SIZE = 25;
 
 export function CohortPage({ id }: { id: string }) {
   const [cohort, setCohort] = useState<Cohort | null>(null);
-  const [members, setMembers] = useState<CohortPerson[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
-  const [membersLoading, setMembersLoading] = useState(false);
   const [busy, setBusy] = useState<"refresh" | "delete" | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   useTitle(cohort ? `Cohort ${cohort.name}` : "Cohort");
   const path = `/api/cohorts/${encodeURIComponent(id)}`;
 
-  const loadMembers = async (after: string | null) => {
-    setMembersLoading(true);
-    try {
-      const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (after) params.set("cursor", after);
-      const page = await apiRequest<{ persons: CohortPerson[]; next_cursor: string | null }>(`${path}/persons?${params}`);
-      setMembers((prev) => (after ? [...prev, ...page.persons] : page.persons));
-      setCursor(page.next_cursor ?? null);
-    } catch (e) {
-      setError(errorText(e));
-    } finally {
-      setMembersLoading(false);
-    }
-  };
+  const list = useCursorList<CohortPerson, { persons: CohortPerson[] } & CursorPage>(`${path}/persons`, PAGE_SIZE, (page) => page.persons);
+  const { items: members, cursor, loading: membersLoading } = list;
 
   useEffect(() => {
     setLoading(true);
     apiRequest<Cohort>(path)
       .then((c) => {
         setCohort(c);
-        return loadMembers(null);
+        return list.load(null);
       })
       .catch((e) => setError(errorText(e)))
       .finally(() => setLoading(false));
@@ -52,7 +39,7 @@ export function CohortPage({ id }: { id: string }) {
     try {
       const c = await apiRequest<Cohort>(`${path}/refresh`, { method: "POST" });
       setCohort(c);
-      await loadMembers(null);
+      await list.load(null);
       setMessage(`Recomputed: version ${c.version}, ${c.count} ${c.count === 1 ? "person" : "persons"}.`);
     } catch (e) {
       setError(errorText(e));
@@ -81,16 +68,8 @@ export function CohortPage({ id }: { id: string }) {
         <a href="/cohorts">← Cohorts</a>
       </p>
       <h1>{cohort ? `Cohort ${cohort.name}` : "Cohort"}</h1>
-      {message && (
-        <p class="confirmation" role="status" data-testid="cohort-message">
-          {message}
-        </p>
-      )}
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Confirmation text={message} testId="cohort-message" />
+      <Alert text={error ?? list.error} />
       {loading && !cohort && (
         <p class="loading" data-testid="loading">
           Loading…
@@ -179,7 +158,7 @@ export function CohortPage({ id }: { id: string }) {
               </p>
             )}
             {cursor && !membersLoading && (
-              <button type="button" data-testid="load-more" onClick={() => loadMembers(cursor)}>
+              <button type="button" data-testid="load-more" onClick={() => list.load(cursor)}>
                 Load more
               </button>
             )}

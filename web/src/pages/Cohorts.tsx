@@ -6,6 +6,7 @@ import { formatTime } from "../format";
 import { EMPTY_FORM, cohortRequest, newBehavior, type BehaviorRow, type CohortForm } from "../cohorts";
 import { EventPicker, FilterRows, NumberField, SelectField } from "../components/Pickers";
 import type { Cohort, Definitions } from "../types";
+import { Alert } from "../components/Notices";
 
 export const cohortUrl = (id: number | string) => `/cohorts/${encodeURIComponent(String(id))}`;
 
@@ -28,11 +29,7 @@ export function CohortsPage() {
       <div class="two-columns">
         <section class="card" aria-labelledby="cohorts-title" aria-busy={loading ? "true" : "false"}>
           <h2 id="cohorts-title">Your cohorts</h2>
-          {error && (
-            <p class="alert" role="alert">
-              {error}
-            </p>
-          )}
+          <Alert text={error} />
           {loading && (
             <p class="loading" data-testid="loading">
               Loading…
@@ -99,11 +96,7 @@ function NewCohort() {
     <section class="card" aria-labelledby="new-cohort-title">
       <form class="create-form query-form" onSubmit={submit} aria-busy={busy ? "true" : "false"}>
         <h2 id="new-cohort-title">New cohort</h2>
-        {defsError && (
-          <p class="alert" role="alert">
-            {defsError}
-          </p>
-        )}
+        <Alert text={defsError} />
         <div class="field-row">
           <label class="field grow">
             <span class="field-label">Cohort name</span>
@@ -133,11 +126,7 @@ function NewCohort() {
             {busy ? "Creating…" : "Create cohort"}
           </button>
         </div>
-        {error && (
-          <p class="alert" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert text={error} />
       </form>
     </section>
   );

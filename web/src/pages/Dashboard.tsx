@@ -6,6 +6,7 @@ import { InsightResult } from "../components/InsightResult";
 import { SelectField } from "../components/Pickers";
 import { REFRESH_OPTIONS } from "./Dashboards";
 import type { AnyResult, Dashboard, Insight } from "../types";
+import { Alert } from "../components/Notices";
 
 export function DashboardPage({ id }: { id: string }) {
   const [dashboard, setDashboard] = useState<Dashboard | null>(null);
@@ -57,11 +58,7 @@ export function DashboardPage({ id }: { id: string }) {
         <a href="/dashboards">← Dashboards</a>
       </p>
       <h1>{dashboard ? dashboard.name : "Dashboard"}</h1>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       {dashboard && (
         <>
           <div class="card dashboard-controls">

@@ -5,6 +5,7 @@ import { insightUrl } from "../urlstate";
 import { KIND_TITLES } from "../kinds";
 import { SelectField } from "../components/Pickers";
 import type { Dashboard, Insight } from "../types";
+import { Alert, Confirmation } from "../components/Notices";
 
 export const REFRESH_OPTIONS = [
   { value: "0", text: "Never" },
@@ -87,16 +88,8 @@ export function DashboardsPage() {
   return (
     <>
       <h1>Dashboards</h1>
-      {message && (
-        <p class="confirmation" role="status">
-          {message}
-        </p>
-      )}
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Confirmation text={message} />
+      <Alert text={error} />
       <div class="two-columns">
         <section class="card" aria-labelledby="dashboards-title">
           <h2 id="dashboards-title">Your dashboards</h2>

@@ -23,6 +23,7 @@ import type {
   StickinessQuery,
   TrendsQuery,
 } from "../types";
+import { Alert, Confirmation } from "../components/Notices";
 
 const MEASURES: [string, string][] = [
   ["totals", "Total count"],
@@ -320,11 +321,7 @@ export function InsightPage({ kind, search }: { kind: InsightKind; search: strin
   return (
     <>
       <h1>{KIND_TITLES[kind]}</h1>
-      {defsError && (
-        <p class="alert" role="alert">
-          {defsError}
-        </p>
-      )}
+      <Alert text={defsError} />
       {noEvents && <EmptyState />}
       {query && (
         <div class="insight-layout">
@@ -437,16 +434,8 @@ function SaveInsight({ kind, query }: { kind: InsightKind; query: AnyQuery }) {
           </button>
         </div>
       )}
-      {message && (
-        <p class="confirmation" role="status" data-testid="save-confirmation">
-          {message}
-        </p>
-      )}
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Confirmation text={message} testId="save-confirmation" />
+      <Alert text={error} />
     </section>
   );
 }

@@ -6,6 +6,7 @@ import { formatTime } from "../format";
 import { EmptyState } from "../components/EmptyState";
 import { SelectField } from "../components/Pickers";
 import type { AnalyticsEvent } from "../types";
+import { Alert } from "../components/Notices";
 
 const MAX_ITEMS = 500;
 const STATUS_TEXT: Record<LiveStatus, string> = {
@@ -69,11 +70,7 @@ export function LivePage() {
   return (
     <>
       <h1>Live events</h1>
-      {defsError && (
-        <p class="alert" role="alert">
-          {defsError}
-        </p>
-      )}
+      <Alert text={defsError} />
       {noEvents && <EmptyState />}
       <div class="card live-controls">
         <SelectField
@@ -95,11 +92,7 @@ export function LivePage() {
           {STATUS_TEXT[status]}
         </span>
       </div>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       <section class="card" aria-labelledby="live-list-title">
         <h2 id="live-list-title">Newest first</h2>
         <ul data-testid="live-events" class="live-list">

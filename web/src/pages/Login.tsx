@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { errorText, fetchProject, setApiKey } from "../api";
 import { navigate, useTitle } from "../router";
 import { safeReturnPath } from "../urlstate";
+import { Alert } from "../components/Notices";
 
 export function LoginPage({ search }: { search: string }) {
   useTitle("Log in");
@@ -47,11 +48,7 @@ export function LoginPage({ search }: { search: string }) {
           <button type="submit" class="primary" disabled={busy}>
             Log in
           </button>
-          {error && (
-            <p class="alert" role="alert">
-              {error}
-            </p>
-          )}
+          <Alert text={error} />
         </form>
       </main>
     </>

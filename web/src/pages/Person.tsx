@@ -1,34 +1,20 @@
 import { useEffect, useState } from "preact/hooks";
-import { apiRequest, errorText } from "../api";
+import { useCursorList } from "../paging";
 import { useTitle } from "../router";
 import { formatTime, propertyText } from "../format";
 import type { AnalyticsEvent, Person } from "../types";
+import { Alert } from "../components/Notices";
 
 const PAGE_SIZE = 50;
 
 export function PersonPage({ distinctId }: { distinctId: string }) {
   useTitle(`Person ${distinctId}`);
   const [person, setPerson] = useState<Person | null>(null);
-  const [events, setEvents] = useState<AnalyticsEvent[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-
+  const list = useCursorList<AnalyticsEvent, Person>(`/api/persons/${encodeURIComponent(distinctId)}`, PAGE_SIZE, (page) => page.events);
+  const { items: events, cursor, loading, error } = list;
   const load = async (after: string | null) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (after) params.set("cursor", after);
-      const p = await apiRequest<Person>(`/api/persons/${encodeURIComponent(distinctId)}?${params}`);
-      if (!after) setPerson(p);
-      setEvents((prev) => (after ? [...prev, ...(p.events ?? [])] : p.events ?? []));
-      setCursor(p.next_cursor ?? null);
-    } catch (e) {
-      setError(errorText(e));
-    } finally {
-      setLoading(false);
-    }
+    const page = await list.load(after);
+    if (page && !after) setPerson(page);
   };
 
   useEffect(() => {
@@ -43,11 +29,7 @@ export function PersonPage({ distinctId }: { distinctId: string }) {
         <a href="/persons">← Persons</a>
       </p>
       <h1>Person {distinctId}</h1>
-      {error && (
-        <p class="alert" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert text={error} />
       {loading && !person && (
         <p class="loading" data-testid="loading">
           Loading…

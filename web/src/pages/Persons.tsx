@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
-import { apiRequest, errorText } from "../api";
+import { useCursorList, type CursorPage } from "../paging";
 import { useTitle } from "../router";
 import { fewProperties, formatTime } from "../format";
 import type { PersonSummary } from "../types";
+import { Alert } from "../components/Notices";
 
 const PAGE_SIZE = 50;
 
@@ -10,27 +11,10 @@ export function PersonsPage({ search }: { search: string }) {
   useTitle("Persons");
   const initial = new URLSearchParams(search).get("search") ?? "";
   const [text, setText] = useState(initial);
-  const [persons, setPersons] = useState<PersonSummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const [searched, setSearched] = useState(initial);
-
-  const load = async (term: string, after: string | null) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const params = new URLSearchParams({ search: term, limit: String(PAGE_SIZE) });
-      if (after) params.set("cursor", after);
-      const page = await apiRequest<{ persons: PersonSummary[]; next_cursor: string | null }>(`/api/persons?${params}`);
-      setPersons((prev) => (after ? [...prev, ...page.persons] : page.persons));
-      setCursor(page.next_cursor ?? null);
-    } catch (e) {
-      setError(errorText(e));
-    } finally {
-      setLoading(false);
-    }
-  };
+  const list = useCursorList<PersonSummary, { persons: PersonSummary[] } & CursorPage>("/api/persons", PAGE_SIZE, (page) => page.persons);
+  const { items: persons, cursor, loading, error } = list;
+  const load = (term: string, after: string | null) => list.load(after, { search: term });
 
   useEffect(() => {
     load(initial, null);
@@ -56,11 +40,7 @@ export function PersonsPage({ search }: { search: string }) {
         </button>
       </form>
       <section class="result" aria-busy={loading ? "true" : "false"} aria-label="Persons">
-        {error && (
-          <p class="alert" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert text={error} />
         <div class="table-wrap">
           <table data-testid="persons-table">
             <caption>{searched ? `Persons matching “${searched}”` : "All persons"}</caption>
